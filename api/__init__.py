@@ -1,0 +1,86 @@
+"""Flask app factory: settings -> extensions -> blueprints. Nothing runs at import time."""
+
+from __future__ import annotations
+
+from flask import Flask, g
+from sqlalchemy.engine import Engine
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from geo_core.config import Settings
+
+
+def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> Flask:
+    from api import errors, observability
+    from api.extensions import Api, begin_request, init_state
+
+    settings = settings or Settings.from_env()
+    observability.configure_logging(settings.log_level)
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        MAX_CONTENT_LENGTH=25 * 1024 * 1024,
+        JSON_AS_ASCII=False,
+        API_TITLE="GridMarket API",
+        API_VERSION="1.0.0",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/api",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="/docs",
+        OPENAPI_SWAGGER_UI_URL="/vendor/swagger-ui/",
+        API_SPEC_OPTIONS={
+            "info": {"description": "GridMarket 网格化精准营销系统 API. Authenticate with `POST /api/v1/auth/login` "
+                                    "and send `Authorization: Bearer <access_token>`."},
+            "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer",
+                                                              "bearerFormat": "JWT"}}},
+        },
+    )
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    if settings.trusted_proxies:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies)  # type: ignore[method-assign]
+    init_state(app, settings, engine)
+    observability.init_observability(app)
+    app.before_request(begin_request)
+    app.after_request(_finish_transaction)
+    app.teardown_request(_close_session)
+
+    api = Api(app)
+    from api import auth, divisions, health, me, orgs, users
+
+    for module in (auth, me, orgs, users, divisions):
+        api.register_blueprint(module.blp)
+    app.register_blueprint(health.bp)
+    try:
+        from api.pages import bp as pages_bp
+    except ImportError:  # pragma: no cover - pages are optional in API-only deployments
+        pages_bp = None
+    if pages_bp is not None:
+        app.register_blueprint(pages_bp)
+    errors.register_error_handlers(app)
+    return app
+
+
+def _finish_transaction(response):  # noqa: ANN001, ANN202
+    session = g.pop("db", None)
+    if session is None:
+        return response
+    try:
+        if response.status_code < 400:
+            session.commit()
+        else:
+            session.rollback()
+    except Exception as exc:  # a failed commit must not leave a success response behind
+        session.rollback()
+        from api.errors import handle_integrity, handle_unexpected
+        from sqlalchemy.exc import IntegrityError
+
+        response = handle_integrity(exc) if isinstance(exc, IntegrityError) else handle_unexpected(exc)
+    finally:
+        session.close()
+    return response
+
+
+def _close_session(exc: BaseException | None) -> None:
+    session = g.pop("db", None)
+    if session is not None:
+        session.rollback()
+        session.close()

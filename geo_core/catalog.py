@@ -1,0 +1,165 @@
+"""Built-in permissions, menus, roles and dictionary types, synced into the database idempotently.
+
+The catalog lives in code so a fresh database and an upgraded one agree; admins can add their own
+roles, menus and dictionary entries on top. `sync_catalog` never deletes what admins created.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from geo_core.dictionary.models import DictItem, DictType, ValueType
+from geo_core.scope import DataScope
+from geo_core.users.models import Menu, Permission, Role
+
+PERMISSIONS: dict[str, str] = {
+    "map:view": "查看网格地图",
+    "org:read": "查看机构",
+    "org:edit": "维护机构",
+    "org:import": "导入机构",
+    "org:export": "导出机构",
+    "user:read": "查看用户",
+    "user:edit": "维护用户",
+    "user:import": "导入用户",
+    "user:export": "导出用户",
+    "user:reset_password": "重置用户密码",
+    "role:read": "查看角色",
+    "role:edit": "维护角色",
+    "permission:read": "查看权限",
+    "permission:edit": "维护权限",
+    "menu:read": "查看菜单",
+    "menu:edit": "维护菜单",
+    "dict:read": "查看参数",
+    "dict:edit": "维护参数",
+    "device:read": "查看移动设备",
+    "device:edit": "登记/审批/停用移动设备",
+    "audit:read": "查看审计日志",
+}
+
+READ_ONLY = {"map:view", "org:read", "user:read", "role:read", "permission:read", "menu:read", "dict:read"}
+
+
+@dataclass(frozen=True)
+class MenuSpec:
+    code: str
+    name: str
+    route: str | None = None
+    permission: str | None = None
+    icon: str | None = None
+    children: tuple[MenuSpec, ...] = ()
+
+
+MENUS: tuple[MenuSpec, ...] = (
+    MenuSpec("home", "首页", "/app", icon="home"),
+    MenuSpec("map", "网格地图", "/app/map", "map:view", icon="map"),
+    MenuSpec(
+        "system",
+        "系统管理",
+        icon="settings",
+        children=(
+            MenuSpec("system.orgs", "机构管理", "/app/system/orgs", "org:read"),
+            MenuSpec("system.users", "用户管理", "/app/system/users", "user:read"),
+            MenuSpec("system.roles", "角色管理", "/app/system/roles", "role:read"),
+            MenuSpec("system.permissions", "权限管理", "/app/system/permissions", "permission:read"),
+            MenuSpec("system.menus", "菜单管理", "/app/system/menus", "menu:read"),
+            MenuSpec("system.dict", "参数设置", "/app/system/dict", "dict:read"),
+            MenuSpec("system.devices", "移动设备管理", "/app/system/devices", "device:read"),
+            MenuSpec("system.audit", "审计日志", "/app/system/audit", "audit:read"),
+        ),
+    ),
+)
+
+
+@dataclass(frozen=True)
+class RoleSpec:
+    code: str
+    name: str
+    data_scope: DataScope
+    permissions: frozenset[str]
+
+
+ALL = frozenset(PERMISSIONS)
+ROLES: tuple[RoleSpec, ...] = (
+    RoleSpec("admin", "系统管理员", DataScope.all, ALL),
+    RoleSpec(
+        "branch_leader",
+        "支行行长",
+        DataScope.org_subtree,
+        frozenset(READ_ONLY | {"user:edit", "user:export", "user:import", "device:read", "device:edit",
+                               "org:export", "audit:read", "user:reset_password"}),
+    ),
+    RoleSpec(
+        "sub_branch_leader",
+        "二级支行/网点负责人",
+        DataScope.org_subtree,
+        frozenset(READ_ONLY | {"user:export", "device:read", "device:edit"}),
+    ),
+    RoleSpec("account_manager", "客户经理", DataScope.self, frozenset({"map:view", "org:read", "dict:read"})),
+    RoleSpec("grid_assistant", "网格协管员", DataScope.self, frozenset({"map:view", "dict:read"})),
+)
+
+DICT_TYPES: tuple[tuple[str, str, ValueType, tuple[tuple[str, str, str | None], ...]], ...] = (
+    ("product_status", "产品状态", ValueType.string,
+     (("on_sale", "在售", None), ("suspended", "暂停销售", None), ("retired", "已下架", None))),
+    ("product_category", "产品类别", ValueType.string,
+     (("deposit", "存款", None), ("loan", "贷款", None), ("wealth", "理财", None), ("insurance", "保险", None),
+      ("card", "银行卡", None), ("payment", "支付结算", None))),
+    ("product_flag", "产品标识", ValueType.string,
+     (("new", "新品", None), ("hot", "热销", None), ("rural", "惠农", None))),
+    ("investment_direction", "投资方向", ValueType.string,
+     (("agriculture", "农业", None), ("manufacturing", "制造业", None), ("commerce", "商贸流通", None),
+      ("services", "服务业", None))),
+    ("sales_target", "销售对象", ValueType.string,
+     (("person", "个人", None), ("company", "对公", None), ("micro", "小微企业", None))),
+    ("settlement_currency", "结算币种", ValueType.string,
+     (("CNY", "人民币", "156"), ("USD", "美元", "840"), ("HKD", "港币", "344"))),
+    ("channel", "渠道设置", ValueType.string,
+     (("outlet", "网点柜面", None), ("mobile_banking", "手机银行", None), ("e_satchel", "电子挎包", None),
+      ("wechat", "微信银行", None), ("atm", "自助设备", None))),
+    ("large_change_threshold", "大额变动阈值(元)", ValueType.decimal, (("default", "默认", "500000"),)),
+)
+
+
+def _sync_menus(session: Session, specs: tuple[MenuSpec, ...], parent: Menu | None) -> None:
+    for order, spec in enumerate(specs):
+        menu = session.scalar(select(Menu).where(Menu.code == spec.code))
+        if menu is None:
+            menu = Menu(code=spec.code)
+            session.add(menu)
+        menu.name, menu.route, menu.icon = spec.name, spec.route, spec.icon
+        menu.permission_code, menu.sort_order = spec.permission, order * 10
+        menu.parent_id = parent.id if parent else None
+        session.flush()
+        _sync_menus(session, spec.children, menu)
+
+
+def sync_catalog(session: Session) -> None:
+    """Upsert built-in permissions, menus, roles and dictionary types (idempotent)."""
+    perms = {p.code: p for p in session.scalars(select(Permission))}
+    for code, name in PERMISSIONS.items():
+        if code not in perms:
+            perms[code] = Permission(code=code, name=name)
+            session.add(perms[code])
+        else:
+            perms[code].name = name
+    session.flush()
+    _sync_menus(session, MENUS, None)
+    for spec in ROLES:
+        role = session.scalar(select(Role).where(Role.code == spec.code))
+        if role is None:
+            role = Role(code=spec.code, name=spec.name, data_scope=spec.data_scope, is_builtin=True)
+            role.permissions = [perms[c] for c in sorted(spec.permissions)]
+            session.add(role)
+    for code, name, value_type, items in DICT_TYPES:
+        dtype = session.scalar(select(DictType).where(DictType.code == code))
+        if dtype is None:
+            dtype = DictType(code=code, name=name, value_type=value_type, is_system=True)
+            dtype.items = [
+                DictItem(code=c, label=label, value=value, sort_order=i * 10)
+                for i, (c, label, value) in enumerate(items)
+            ]
+            session.add(dtype)
+    session.flush()

@@ -1,0 +1,129 @@
+"""One typed, validated settings object, built once from the environment and passed down."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+
+DEFAULT_DATABASE_URL = "postgresql://gridmarket:gridmarket@127.0.0.1:5432/gridmarket"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+class SettingsError(ValueError):
+    """Raised at start-up when the configuration is impossible."""
+
+
+def _int(env: dict[str, str], key: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(key)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{key} must be an integer, got {raw!r}") from exc
+    if value < minimum:
+        raise SettingsError(f"{key} must be >= {minimum}, got {value}")
+    return value
+
+
+def sqlalchemy_url(url: str) -> str:
+    """Normalise a libpq-style URL to the SQLAlchemy psycopg 3 dialect."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    return url
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Connection used for migrations, seeding and other admin work (table owner).
+    database_url: str = DEFAULT_DATABASE_URL
+    # Connection used by the web app and workers: a role subject to row-level security.
+    app_database_url: str = ""
+    app_db_role: str = "gridmarket_app"
+    app_db_password: str = "gridmarket_app"
+    redis_url: str = DEFAULT_REDIS_URL
+    secret_key: str = ""
+    access_token_ttl_s: int = 900
+    refresh_token_ttl_s: int = 7 * 24 * 3600
+    lockout_threshold: int = 5
+    lockout_minutes: int = 15
+    pbkdf2_iterations: int = 260_000
+    sso_public_key: str = ""
+    sso_issuer: str = "e-satchel"
+    sso_audience: str = "gridmarket"
+    sso_algorithms: tuple[str, ...] = ("RS256", "ES256")
+    trusted_proxies: int = 0
+    log_level: str = "INFO"
+    queue_names: tuple[str, ...] = field(default=("default", "imports"))
+
+    def __post_init__(self) -> None:
+        if not self.app_database_url:
+            object.__setattr__(self, "app_database_url", self._derive_app_url())
+        if len(self.secret_key) < 32:
+            raise SettingsError("GM_SECRET_KEY must be set to at least 32 characters")
+        if not self.app_db_role.isidentifier():
+            raise SettingsError("GM_APP_DB_ROLE must be a plain SQL identifier")
+        if self.lockout_threshold < 1:
+            raise SettingsError("GM_LOCKOUT_THRESHOLD must be >= 1")
+
+    def _derive_app_url(self) -> str:
+        url = make_url(sqlalchemy_url(self.database_url))
+        url = url.set(username=self.app_db_role, password=self.app_db_password)
+        return url.render_as_string(hide_password=False)
+
+    @property
+    def sa_database_url(self) -> str:
+        return sqlalchemy_url(self.database_url)
+
+    @property
+    def sa_app_database_url(self) -> str:
+        return sqlalchemy_url(self.app_database_url)
+
+    @property
+    def database_name(self) -> str:
+        return make_url(self.sa_database_url).database or ""
+
+    def with_database(self, name: str) -> Settings:
+        """The same settings pointed at another database on the same server."""
+        owner = make_url(self.sa_database_url).set(database=name).render_as_string(hide_password=False)
+        app = make_url(self.sa_app_database_url).set(database=name).render_as_string(hide_password=False)
+        return replace(self, database_url=owner, app_database_url=app)
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> Settings:
+        env = dict(os.environ if env is None else env)
+        sso_key = env.get("GM_SSO_PUBLIC_KEY", "")
+        key_file = env.get("GM_SSO_PUBLIC_KEY_FILE")
+        if not sso_key and key_file:
+            try:
+                sso_key = Path(key_file).read_text()
+            except OSError as exc:
+                raise SettingsError(f"GM_SSO_PUBLIC_KEY_FILE unreadable: {exc}") from exc
+        values: dict[str, object] = dict(
+            database_url=env.get("DATABASE_URL") or DEFAULT_DATABASE_URL,
+            app_database_url=env.get("GM_APP_DATABASE_URL", ""),
+            app_db_role=env.get("GM_APP_DB_ROLE", "gridmarket_app"),
+            app_db_password=env.get("GM_APP_DB_PASSWORD", "gridmarket_app"),
+            redis_url=env.get("REDIS_URL") or DEFAULT_REDIS_URL,
+            secret_key=env.get("GM_SECRET_KEY", ""),
+            access_token_ttl_s=_int(env, "GM_ACCESS_TOKEN_TTL", 900, 30),
+            refresh_token_ttl_s=_int(env, "GM_REFRESH_TOKEN_TTL", 7 * 24 * 3600, 60),
+            lockout_threshold=_int(env, "GM_LOCKOUT_THRESHOLD", 5, 1),
+            lockout_minutes=_int(env, "GM_LOCKOUT_MINUTES", 15, 1),
+            pbkdf2_iterations=_int(env, "GM_PBKDF2_ITERATIONS", 260_000, 1000),
+            sso_public_key=sso_key,
+            sso_issuer=env.get("GM_SSO_ISSUER", "e-satchel"),
+            sso_audience=env.get("GM_SSO_AUDIENCE", "gridmarket"),
+            sso_algorithms=tuple(
+                a.strip() for a in env.get("GM_SSO_ALGORITHMS", "RS256,ES256").split(",") if a.strip()
+            ),
+            trusted_proxies=_int(env, "GM_TRUSTED_PROXIES", 0, 0),
+            log_level=env.get("GM_LOG_LEVEL", "INFO"),
+        )
+        values.update(overrides)
+        return cls(**values)  # type: ignore[arg-type]

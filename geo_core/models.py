@@ -1,0 +1,13 @@
+"""Import every model so Base.metadata is complete (Alembic, tests)."""
+
+from geo_core.audit.models import AuditLog
+from geo_core.auth.models import AuthSession
+from geo_core.devices.models import Device
+from geo_core.dictionary.models import DictItem, DictType
+from geo_core.orgs.models import Org
+from geo_core.users.models import Menu, Permission, Role, User
+
+__all__ = ["AuditLog", "AuthSession", "Device", "DictItem", "DictType", "Menu", "Org", "Permission", "Role", "User"]
+from geo_core.divisions.models import AdminDivision  # noqa: E402
+
+__all__.append("AdminDivision")
