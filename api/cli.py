@@ -112,7 +112,7 @@ def seed_demo_cmd(scale: str, if_empty: bool) -> None:
                 click.echo("demo data already present; not seeding")
                 return
             raise click.ClickException("the database already has organisations; seed an empty database")
-        summary = seed_demo(session, scale)
+        summary = seed_demo(session, scale, iterations=settings.pbkdf2_iterations)
     click.echo(f"seeded {summary.orgs} orgs, {summary.users} users, {summary.divisions} divisions ({scale})")
     click.echo(f"demo password for every demo user: {DEMO_PASSWORD}")
     for username, role, org in summary.logins:

@@ -34,8 +34,10 @@ class OrgSchema(BaseSchema):
 
 
 class OrgUpdateSchema(OrgSchema):
-    class Meta:
-        partial = True
+    """PATCH: only the fields sent are changed (no defaults are filled in)."""
+
+    parent_id = fields.Integer(allow_none=True)
+    is_active = fields.Boolean()
 
 
 class OrgListArgs(PageArgs):
@@ -92,7 +94,7 @@ class OrgById(MethodView):
         return dump(service.get_org(db(), org_id))
 
     @requires("org:edit")
-    @blp.arguments(OrgUpdateSchema)
+    @blp.arguments(OrgUpdateSchema(partial=True))
     @blp.response(200, OrgSchema)
     def patch(self, data: dict[str, Any], org_id: int) -> dict[str, Any]:
         """Update an organisation (moving it moves its whole subtree)"""

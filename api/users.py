@@ -37,8 +37,12 @@ class UserSchema(BaseSchema):
 
 
 class UserUpdateSchema(UserSchema):
+    """PATCH: only the fields sent are changed (no defaults are filled in)."""
+
+    status = fields.String(validate=validate.OneOf(STATUSES))
+    roles = fields.List(fields.String(validate=validate.Length(max=64)))
+
     class Meta:
-        partial = True
         exclude = ("password",)
 
 
@@ -99,7 +103,7 @@ class UserById(MethodView):
         return dump(service.get_user(db(), user_id))
 
     @requires("user:edit")
-    @blp.arguments(UserUpdateSchema)
+    @blp.arguments(UserUpdateSchema(partial=True))
     @blp.response(200, UserSchema)
     def patch(self, data: dict[str, Any], user_id: int) -> dict[str, Any]:
         """Update a user (profile, org, status, roles)"""

@@ -6,8 +6,9 @@ The caller commits even when a DomainError is raised: failure counters and devic
 
 from __future__ import annotations
 
+import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import jwt
@@ -17,6 +18,7 @@ from sqlalchemy.orm import Session
 from geo_core import crypto
 from geo_core.auth.models import AuthSession
 from geo_core.config import Settings
+from geo_core.db import get_context, set_context
 from geo_core.devices.models import Device, DeviceStatus
 from geo_core.errors import AuthenticationFailed, PermissionDenied, ValidationFailed
 from geo_core.orgs.models import Org
@@ -50,8 +52,6 @@ def audit_event(session: Session, action: str, entity: str, entity_id: object, d
 
 
 def _json(data: dict) -> str:
-    import json
-
     return json.dumps(data, ensure_ascii=False, default=str)
 
 
@@ -77,6 +77,11 @@ def decode_access_token(settings: Settings, token: str) -> tuple[int, uuid.UUID]
         raise AuthenticationFailed("访问令牌已过期", code="TOKEN_EXPIRED") from exc
     except (jwt.InvalidTokenError, KeyError, ValueError) as exc:
         raise AuthenticationFailed("访问令牌无效", code="TOKEN_INVALID") from exc
+
+
+def _act_as(session: Session, user: User) -> None:
+    """Attribute the login's own writes (counters, sessions, devices) to the user logging in."""
+    set_context(session, replace(get_context(session), user_id=user.id, org_id=user.org_id))
 
 
 def _check_client(client: str, device_id: str | None) -> None:
@@ -137,6 +142,7 @@ def login_with_password(session: Session, settings: Settings, *, username: str, 
         crypto.burn(password, settings.pbkdf2_iterations)
         audit_event(session, "login_failed", "users", None, {"reason": "unknown_user", **detail})
         raise AuthenticationFailed(BAD_CREDENTIALS, code="BAD_CREDENTIALS")
+    _act_as(session, user)
     if user.locked_until and user.locked_until > now():
         audit_event(session, "login_failed", "users", user.id, {"reason": "locked", **detail}, user.id)
         raise PermissionDenied(
@@ -187,6 +193,7 @@ def login_with_sso(session: Session, settings: Settings, *, token: str, client: 
         audit_event(session, "login_failed", "users", user.id if user else None,
                     {"reason": "sso_unknown_or_disabled", "employee_no": employee_no})
         raise AuthenticationFailed("单点登录用户不存在或已停用", code="SSO_USER_UNKNOWN")
+    _act_as(session, user)
     if client == "mobile":
         _device_gate(session, user, device_id or "", {"employee_no": employee_no, "client": client})
     return _start_session(session, settings, user, client=client, device_id=device_id, method="sso",

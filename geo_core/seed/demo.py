@@ -104,7 +104,7 @@ def _person_name(rng: random.Random) -> str:
     return rng.choice(SURNAMES) + "".join(rng.choice(GIVEN) for _ in range(rng.choice((1, 2))))
 
 
-def seed_demo(session: Session, scale: str = "small") -> SeedSummary:
+def seed_demo(session: Session, scale: str = "small", *, iterations: int = 260_000) -> SeedSummary:
     """Seed catalog, divisions, orgs and users. Run as the owner (bypasses RLS) on an empty database."""
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}; choose one of {', '.join(SCALES)}")
@@ -112,7 +112,7 @@ def seed_demo(session: Session, scale: str = "small") -> SeedSummary:
     sync_catalog(session)
     n_div = seed_divisions(session)
     roles = {r.code: r for r in session.scalars(select(Role))}
-    pw_hash = crypto.hash_password(DEMO_PASSWORD, 260_000)
+    pw_hash = crypto.hash_password(DEMO_PASSWORD, iterations)
     townships: dict[str, list[str]] = {}
     for r in _read_csv("changsha_townships.csv"):
         townships.setdefault(r["district_code"], []).append(r["name"])

@@ -87,8 +87,17 @@ def set_password(user: User, password: str, iterations: int) -> None:
     user.password_changed_at = datetime.now(UTC)
 
 
+def _normalise(data: dict[str, Any]) -> dict[str, Any]:
+    data = dict(data)
+    if data.get("username"):
+        data["username"] = data["username"].strip().lower()
+    if data.get("status") is not None:
+        data["status"] = UserStatus(data["status"])
+    return data
+
+
 def create_user(session: Session, actor: Principal, data: dict[str, Any], *, iterations: int) -> User:
-    data = {**data, "username": data["username"].strip().lower()}
+    data = _normalise(data)
     _check_org(session, data["org_id"])
     _check_unique(session, data)
     roles = _resolve_roles(session, actor, data.get("roles") or [])
@@ -103,8 +112,7 @@ def create_user(session: Session, actor: Principal, data: dict[str, Any], *, ite
 
 def update_user(session: Session, actor: Principal, user_id: int, data: dict[str, Any]) -> User:
     user = get_user(session, user_id)
-    if "username" in data:
-        data = {**data, "username": data["username"].strip().lower()}
+    data = _normalise(data)
     if "org_id" in data and data["org_id"] != user.org_id:
         _check_org(session, data["org_id"])
     _check_unique(session, data, user.id)

@@ -14,6 +14,8 @@ import {
   showPageAlert,
 } from "./common.js";
 
+// A parent shown by name or code when the API sends one, else by its id.
+const parentOf = (r) => r.parent_name ?? r.parent_code ?? (r.parent_id != null ? `ID ${r.parent_id}` : null);
 const labelOf = (labels) => (v) => (v in labels ? labels[v] : v);
 const enabledLabel = labelOf({ true: "启用", false: "停用" });
 const yesNoLabel = labelOf({ true: "是", false: "否" });
@@ -33,11 +35,11 @@ const ENTITIES = {
     exportable: true,
     searchHint: "机构代码 / 机构名称",
     columns: [
-      { key: "code", title: "机构代码", mono: true },
+      { key: "code", title: "机构代码" },
       { key: "name", title: "机构名称" },
       { key: "level", title: "机构层级", format: labelOf(ORG_LEVEL_LABELS) },
-      { key: "parent", title: "上级机构", value: (r) => r.parent_name ?? r.parent_code ?? r.parent_id },
-      { key: "adcode", title: "行政区划代码", mono: true },
+      { key: "parent", title: "上级机构", value: parentOf },
+      { key: "adcode", title: "行政区划代码" },
       { key: "phone", title: "联系电话" },
       { key: "is_active", title: "状态", format: enabledLabel, badge: true },
     ],
@@ -48,13 +50,13 @@ const ENTITIES = {
     exportable: true,
     searchHint: "用户名 / 工号 / 姓名 / 手机号",
     columns: [
-      { key: "username", title: "用户名", mono: true },
-      { key: "employee_no", title: "工号", mono: true },
+      { key: "username", title: "用户名" },
+      { key: "employee_no", title: "工号" },
       { key: "name", title: "姓名" },
       { key: "phone", title: "手机号" },
       { key: "org_name", title: "所属机构", value: (r) => r.org_name ?? (r.org && r.org.name) },
       { key: "status", title: "状态", format: labelOf({ active: "正常", disabled: "停用" }), badge: true },
-      { key: "roles", title: "角色", value: (r) => roleNames(r.roles).join("、") },
+      { key: "roles", title: "角色", value: (r) => (r.role_names || roleNames(r.roles)).join("、") },
     ],
   },
   roles: {
@@ -89,7 +91,7 @@ const ENTITIES = {
     columns: [
       { key: "code", title: "菜单代码", mono: true },
       { key: "name", title: "菜单名称" },
-      { key: "parent", title: "上级菜单", value: (r) => r.parent_name ?? r.parent_code ?? r.parent_id },
+      { key: "parent", title: "上级菜单", value: parentOf },
       { key: "route", title: "路由", mono: true },
       { key: "icon", title: "图标" },
       { key: "sort_order", title: "排序", align: "right" },
@@ -429,7 +431,7 @@ function wireToolbar() {
     const btn = e.target.closest("[data-page]");
     if (!btn || state.loading) return;
     state.page += btn.dataset.page === "next" ? 1 : -1;
-    load();
+    load().then(() => document.getElementById("content").scrollTo({ top: 0 }));
   });
 }
 

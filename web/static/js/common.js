@@ -116,9 +116,11 @@ function refreshTokens() {
  */
 export async function apiFetch(path, { method = "GET", query, json, body, headers = {} } = {}) {
   const url = buildUrl(path, query);
+  let sentWith = null;
   const send = () => {
     const h = { Accept: "application/json", ...headers };
-    if (tokens.access) h.Authorization = `Bearer ${tokens.access}`;
+    sentWith = tokens.access;
+    if (sentWith) h.Authorization = `Bearer ${sentWith}`;
     let payload = body;
     if (json !== undefined) {
       h["Content-Type"] = "application/json";
@@ -128,7 +130,11 @@ export async function apiFetch(path, { method = "GET", query, json, body, header
   };
 
   let res = await send();
-  if (res.status === 401 && (await refreshTokens())) res = await send();
+  if (res.status === 401) {
+    // Another call may already have refreshed the tokens (refresh tokens rotate): reuse, don't refresh twice.
+    const fresh = tokens.access && tokens.access !== sentWith;
+    if (fresh || (await refreshTokens())) res = await send();
+  }
   if (res.status === 401) {
     const err = new ApiError(401, (await readJsonSafely(res)) || { message: "登录已失效，请重新登录" });
     err.redirecting = true;
@@ -269,10 +275,11 @@ const ICON_PATHS = {
   map: "M9 4l-6 2.5v13L9 17l6 3 6-2.5v-13L15 7 9 4zM9 4v13M15 7v13",
   grid: "M4 4h7v7H4zM13 4h7v7h-7zM4 13h7v7H4zM13 13h7v7h-7z",
   setting: "M12 9a3 3 0 1 0 0 6 3 3 0 0 0 0-6zM19.4 13a7.6 7.6 0 0 0 0-2l2-1.6-2-3.4-2.4 1a7 7 0 0 0-1.7-1L15 3.4h-4l-.4 2.6a7 7 0 0 0-1.7 1l-2.4-1-2 3.4 2 1.6a7.6 7.6 0 0 0 0 2l-2 1.6 2 3.4 2.4-1a7 7 0 0 0 1.7 1l.4 2.6h4l.4-2.6a7 7 0 0 0 1.7-1l2.4 1 2-3.4z",
-  org: "M4 21V8l8-5 8 5v13M9 21v-6h6v6M3 21h18",
+  org: "M4 21V5a1 1 0 0 1 1-1h9a1 1 0 0 1 1 1v16M15 9h4a1 1 0 0 1 1 1v11M8 8h3M8 12h3M8 16h3M3 21h18",
   user: "M12 12a4 4 0 1 0 0-8 4 4 0 0 0 0 8zM4 21a8 8 0 0 1 16 0",
   team: "M9 11a3.5 3.5 0 1 0 0-7 3.5 3.5 0 0 0 0 7zM2 20a7 7 0 0 1 14 0M16 4.5a3.5 3.5 0 0 1 0 6.5M18 14a6 6 0 0 1 4 6",
-  key: "M15 3a6 6 0 1 0 0 12 6 6 0 0 0 0-12zM10.8 13.2L3 21M6 18l2.5 2.5",
+  key: "M7.5 15.5a3.5 3.5 0 1 1 3.2-5H21v3h-2v2.5h-3V13.5h-5.3a3.5 3.5 0 0 1-3.2 2z",
+  shield: "M12 3l8 3v6c0 4.8-3.4 8-8 9-4.6-1-8-4.2-8-9V6zM8.5 12l2.5 2.5 4.5-4.5",
   menu: "M4 6h16M4 12h16M4 18h16",
   book: "M5 4h11a3 3 0 0 1 3 3v13H8a3 3 0 0 1-3-3zM5 17a3 3 0 0 1 3-3h11",
   mobile: "M7 2h10a1 1 0 0 1 1 1v18a1 1 0 0 1-1 1H7a1 1 0 0 1-1-1V3a1 1 0 0 1 1-1zM11 18h2",
@@ -285,14 +292,16 @@ const ICON_PATHS = {
 const ICON_ALIASES = {
   dashboard: "chart", cockpit: "chart", settings: "setting", system: "setting", gear: "setting",
   apartment: "org", bank: "org", branch: "org", orgs: "org", users: "team", role: "key", roles: "key",
-  lock: "key", safety: "key", permission: "key", permissions: "key", menus: "menu", list: "menu",
+  lock: "shield", safety: "shield", permission: "shield", permissions: "shield", menus: "menu", list: "menu",
   dict: "book", dictionary: "book", device: "mobile", devices: "mobile", phone: "mobile",
   log: "audit", history: "audit", "file-search": "audit", campaign: "flag", tasks: "task",
   customers: "customer", "environment": "map", location: "map", global: "map", appstore: "grid",
 };
 
-function menuIcon(name) {
-  const key = String(name || "").toLowerCase().replace(/^(icon-|el-icon-|ant-)/, "").replace(/-?outlined$/, "");
+/** The icon for a menu node: its own `icon`, else one guessed from the last segment of its route. */
+function menuIcon(name, route) {
+  const fallback = typeof route === "string" ? route.split("/").filter(Boolean).pop() : "";
+  const key = String(name || fallback || "").toLowerCase().replace(/^(icon-|el-icon-|ant-)/, "").replace(/-?outlined$/, "");
   const d = ICON_PATHS[key] || ICON_PATHS[ICON_ALIASES[key]];
   const svg = el("svg", { class: "nav__icon", viewBox: "0 0 24 24", "aria-hidden": "true" });
   if (d) svg.append(el("path", { d }));
@@ -327,23 +336,30 @@ function findActiveRoute(tree, path) {
   return parents.sort((a, b) => b.length - a.length)[0] || null;
 }
 
+/** A menu route usable as a link: a same-origin absolute path, else null. */
+export function menuHref(route) {
+  return typeof route === "string" && route.startsWith("/") && !route.startsWith("//") && !route.startsWith("/\\")
+    ? route
+    : null;
+}
+
 function containsRoute(node, route) {
   return (node.children || []).some((c) => c.route === route || containsRoute(c, route));
 }
 
 function renderMenuNodes(nodes, level, ctx) {
-  const list = el("ul", { class: `nav nav--level-${level}`, role: level === 0 ? "tree" : "group" });
+  const list = el("ul", { class: `nav nav--level-${level}` });
   for (const node of nodes) {
     const children = node.children || [];
-    const item = el("li", { class: "nav__item", role: "none" });
+    const item = el("li", { class: "nav__item" });
     const pad = { style: `padding-left: ${12 + level * 16}px` };
     if (children.length) {
       const open = containsRoute(node, ctx.active) || (ctx.saved[node.code] ?? level === 0);
       const sub = renderMenuNodes(children, level + 1, ctx);
       const toggle = el(
         "button",
-        { type: "button", class: "nav__link nav__toggle", "aria-expanded": String(open), role: "treeitem", ...pad },
-        menuIcon(node.icon),
+        { type: "button", class: "nav__link nav__toggle", "aria-expanded": String(open), ...pad },
+        menuIcon(node.icon, node.route),
         el("span", { class: "nav__text" }, node.name),
         el("span", { class: "nav__caret", "aria-hidden": "true" }),
       );
@@ -357,18 +373,18 @@ function renderMenuNodes(nodes, level, ctx) {
       item.classList.toggle("is-open", open);
       item.append(toggle, sub);
     } else {
-      const isActive = Boolean(node.route) && node.route.replace(/\/+$/, "") === ctx.active;
+      const href = menuHref(node.route);
+      const isActive = Boolean(href) && href.replace(/\/+$/, "") === ctx.active;
       item.append(
         el(
-          "a",
+          href ? "a" : "span",
           {
-            class: `nav__link${isActive ? " is-active" : ""}`,
-            href: node.route || "#",
+            class: `nav__link${isActive ? " is-active" : ""}${href ? "" : " is-disabled"}`,
+            href,
             "aria-current": isActive ? "page" : null,
-            role: "treeitem",
             ...pad,
           },
-          menuIcon(node.icon),
+          menuIcon(node.icon, node.route),
           el("span", { class: "nav__text" }, node.name),
         ),
       );
@@ -393,7 +409,7 @@ export function menuLeaves(tree) {
   const out = [];
   const walk = (nodes) => nodes.forEach((n) => {
     if ((n.children || []).length) walk(n.children);
-    else if (n.route) out.push(n);
+    else if (menuHref(n.route)) out.push(n);
   });
   walk(tree || []);
   return out;

@@ -1,5 +1,5 @@
 // 首页: welcome card with the current user, org, roles and data scope; shortcuts from the menu tree.
-import { dataScopeLabel, el, initLayout, menuLeaves, roleNames, userDisplayName, userOrgName } from "./common.js";
+import { dataScopeLabel, el, initLayout, menuHref, menuLeaves, roleNames, userDisplayName, userOrgName } from "./common.js";
 
 function setField(name, value) {
   const dd = document.querySelector(`#profile [data-field="${name}"]`);
@@ -11,7 +11,7 @@ function renderShortcuts(menus) {
   const leaves = menuLeaves(menus).filter((m) => m.route !== location.pathname).slice(0, 12);
   box.replaceChildren(
     ...(leaves.length
-      ? leaves.map((m) => el("a", { class: "shortcut", href: m.route }, el("span", { class: "shortcut__name" }, m.name)))
+      ? leaves.map((m) => el("a", { class: "shortcut", href: menuHref(m.route) }, el("span", { class: "shortcut__name" }, m.name)))
       : [el("p", { class: "muted" }, "暂无可用功能，请联系管理员分配权限。")]),
   );
 }

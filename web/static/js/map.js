@@ -1,5 +1,5 @@
 // 网格地图: Changsha districts (GeoJSON from /api/v1/divisions) and outlets (/api/v1/orgs/geojson).
-import { api, el, formatNumber, initLayout, ORG_LEVEL_LABELS, reportError } from "./common.js";
+import { api, ApiError, el, formatNumber, initLayout, ORG_LEVEL_LABELS, reportError, showPageAlert } from "./common.js";
 import { createBaseMap, createPane, declutterTooltips } from "./map/base.js";
 
 const DISTRICT_COLORS = [
@@ -7,7 +7,7 @@ const DISTRICT_COLORS = [
 ];
 const DISTRICT_STYLE = { color: "#51606f", weight: 1.2, opacity: 0.9, fillOpacity: 0.32 };
 const DISTRICT_HOVER = { color: "#1f2d3a", weight: 2.5, fillOpacity: 0.55 };
-const OUTLET_STYLE = { radius: 5, color: "#ffffff", weight: 1.5, fillColor: "#c8102e", fillOpacity: 0.95 };
+const OUTLET_STYLE = { radius: 4.5, color: "#ffffff", weight: 1.5, fillColor: "#c8102e", fillOpacity: 0.95 };
 
 const container = document.getElementById("map");
 const stats = document.getElementById("map-stats");
@@ -31,7 +31,7 @@ function districtLayer(L, collection) {
       style: (f) => ({ ...DISTRICT_STYLE, fillColor: colorOf(f) }),
       onEachFeature: (f, lyr) => {
         const p = f.properties || {};
-        lyr.bindTooltip(p.name || String(p.adcode), {
+        lyr.bindTooltip(el("span", {}, p.name || String(p.adcode)), {
           permanent: true,
           direction: "center",
           className: "district-label",
@@ -80,6 +80,15 @@ function setStats(districts, outlets) {
   stats.textContent = parts.join(" · ");
 }
 
+/** One alert line per failed layer request (a 401 has already sent us to /login). */
+function reportLoadErrors(results) {
+  const failed = results.filter(([, r]) => r.status === "rejected");
+  if (!failed.length || failed.some(([, r]) => r.reason && r.reason.redirecting)) return;
+  failed.forEach(([, r]) => console.error(r.reason));
+  const text = (err) => (err instanceof ApiError ? err.message : "网络异常，请稍后重试");
+  showPageAlert(failed.map(([what, r]) => `${what}：${text(r.reason)}`).join("；"));
+}
+
 async function main() {
   const layoutReady = initLayout();
   const map = createBaseMap(container);
@@ -112,7 +121,6 @@ async function main() {
     container.dataset.state = "ready";
   } else {
     container.dataset.state = "error";
-    reportError(districtRes.reason, "加载区县边界失败");
   }
 
   let outletCount = null;
@@ -120,10 +128,12 @@ async function main() {
     const outlets = outletLayer(L, outletRes.value, outletPane).addTo(map);
     outletCount = outlets.getLayers().length;
     control.addOverlay(outlets, "营业网点");
-  } else {
-    reportError(outletRes.reason, "加载营业网点失败");
   }
   setStats(districtCount, outletCount);
+  reportLoadErrors([
+    ["加载区县边界失败", districtRes],
+    ["加载营业网点失败", outletRes],
+  ]);
   await layoutReady;
 }
 

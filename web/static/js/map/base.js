@@ -9,7 +9,7 @@ export function createBaseMap(container, { center = CHANGSHA_CENTER, zoom = 9 } 
   const L = window.L;
   if (!L) {
     container.classList.add("map--unavailable");
-    container.textContent = "地图组件未加载：请在项目根目录执行 npm ci --prefix web 后刷新页面。";
+    container.textContent = "地图无法显示：地图组件 Leaflet 未加载。";
     return null;
   }
   const map = L.map(container, {
@@ -38,7 +38,13 @@ export function createPane(map, name, zIndex) {
   return name;
 }
 
-/** Hide permanent tooltips that would overlap one already shown; `layers` are in priority order. */
+const overlapsAny = (r, placed) =>
+  placed.some((p) => r.left < p.right && r.right > p.left && r.top < p.bottom && r.bottom > p.top);
+
+/**
+ * Keep permanent tooltips from overlapping: each label (in priority order) is nudged above, below or
+ * beside its anchor when its own spot is taken, and hidden only when no spot is free.
+ */
 export function declutterTooltips(layers) {
   const placed = [];
   for (const layer of layers) {
@@ -46,9 +52,22 @@ export function declutterTooltips(layers) {
     const node = tooltip && tooltip.getElement();
     if (!node) continue;
     node.classList.remove("is-hidden");
+    node.style.marginLeft = "";
+    node.style.marginTop = "";
     const r = node.getBoundingClientRect();
-    const overlaps = placed.some((p) => r.left < p.right && r.right > p.left && r.top < p.bottom && r.bottom > p.top);
-    if (overlaps) node.classList.add("is-hidden");
-    else placed.push(r);
+    const dx = r.width / 2 + 6;
+    const dy = r.height + 2;
+    const spot = [[0, 0], [0, -dy], [0, dy], [dx, 0], [-dx, 0]].find(([x, y]) => {
+      const moved = { left: r.left + x, right: r.right + x, top: r.top + y, bottom: r.bottom + y };
+      return !overlapsAny(moved, placed);
+    });
+    if (!spot) {
+      node.classList.add("is-hidden");
+      continue;
+    }
+    const [x, y] = spot;
+    node.style.marginLeft = `${x}px`;
+    node.style.marginTop = `${y}px`;
+    placed.push({ left: r.left + x, right: r.right + x, top: r.top + y, bottom: r.bottom + y });
   }
 }

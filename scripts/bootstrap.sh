@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Install the project's own dependencies: a Python venv (.venv) and the web front end's npm packages.
+# Idempotent: re-runs are quick when nothing changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '[bootstrap] %s\n' "$*" >&2; }
+SUDO=""; [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 && SUDO="sudo -n"
+apt_install() {
+  command -v apt-get >/dev/null 2>&1 || { log "please install: $*"; exit 1; }
+  log "installing OS packages: $*"
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+PY=${PYTHON:-python3}
+command -v "$PY" >/dev/null 2>&1 || apt_install python3 python3-venv
+"$PY" -c 'import sys; assert sys.version_info >= (3, 11), sys.version' \
+  || { log "Python >= 3.11 is required (found $("$PY" --version))"; exit 1; }
+
+if [ ! -x .venv/bin/python ]; then
+  log "creating .venv"
+  "$PY" -m venv .venv 2>/dev/null || { apt_install python3-venv; rm -rf .venv; "$PY" -m venv .venv; }
+fi
+stamp=.venv/.gridmarket-deps
+want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  log "installing Python dependencies"
+  .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+  .venv/bin/python -m pip install -q -e '.[dev]' 2>&1 | grep -vE '^(WARNING: Location|\s*$)' >&2 || true
+  .venv/bin/python -c 'import api, geo_core, flask_smorest, geoalchemy2, rq' \
+    || { log "Python dependencies failed to install"; exit 1; }
+  echo "$want" > "$stamp"
+fi
+
+command -v npm >/dev/null 2>&1 || apt_install nodejs npm
+wstamp=web/node_modules/.gridmarket-lock
+wwant=$(sha256sum web/package-lock.json | cut -d' ' -f1)
+if [ ! -f "$wstamp" ] || [ "$(cat "$wstamp")" != "$wwant" ]; then
+  log "installing web front-end packages (npm ci)"
+  (cd web && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  echo "$wwant" > "$wstamp"
+fi

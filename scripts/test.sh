@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# `make test`: the whole suite against real PostgreSQL/PostGIS and Redis (a dedicated *_test database).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/bootstrap.sh
+scripts/services.sh gridmarket
+exec .venv/bin/python -m pytest -q "$@"
