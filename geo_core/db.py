@@ -130,18 +130,8 @@ def elevated(session: Session, *, reason: str, actor_id: int | None = None) -> I
     ctx = replace(previous, scope_all=True, user_id=actor_id if actor_id is not None else previous.user_id)
     set_context(session, ctx)
     session.execute(
-        text(
-            "INSERT INTO audit_log (actor_user_id, actor_org_id, action, entity, detail, request_id, client_ip)"
-            " VALUES (:uid, :oid, 'elevate', 'session', jsonb_build_object('reason', CAST(:reason AS text)),"
-            " nullif(:rid, ''), CAST(nullif(:ip, '') AS inet))"
-        ),
-        {
-            "uid": ctx.user_id,
-            "oid": ctx.org_id,
-            "reason": reason,
-            "rid": ctx.request_id or "",
-            "ip": ctx.client_ip or "",
-        },
+        text("SELECT gm_audit_event('elevate', 'session', NULL, jsonb_build_object('reason', CAST(:reason AS text)))"),
+        {"reason": reason},
     )
     try:
         yield session
