@@ -10,7 +10,7 @@ from marshmallow import fields, validate
 from api.extensions import BaseSchema, Blueprint, ExportArgs, PageArgs, db, page_body, requires
 from api.files import EXPORT_DOC, FileUpload, ImportResult, export_response, uploaded_file
 from geo_core.orgs import service
-from geo_core.orgs.models import OrgLevel
+from geo_core.orgs.models import Org, OrgLevel
 
 blp = Blueprint("orgs", __name__, url_prefix="/api/v1/orgs", description="机构管理")
 LEVELS = [lvl.value for lvl in OrgLevel]
@@ -23,6 +23,8 @@ class OrgSchema(BaseSchema):
     name = fields.String(required=True, validate=validate.Length(min=1, max=100))
     level = fields.String(required=True, validate=validate.OneOf(LEVELS))
     parent_id = fields.Integer(allow_none=True, load_default=None)
+    parent_code = fields.String(dump_only=True, allow_none=True)
+    parent_name = fields.String(dump_only=True, allow_none=True)
     path = fields.String(dump_only=True)
     adcode = fields.String(allow_none=True, validate=validate.Regexp(r"^\d{6}(\d{3}(\d{3})?)?$",
                                                                      error="行政区划代码为 6、9 或 12 位数字"))
@@ -65,7 +67,9 @@ def dump(org: Any) -> dict[str, Any]:
     lon, lat = service.coords(org)
     data = {c: getattr(org, c) for c in ("id", "code", "name", "parent_id", "adcode", "address", "phone",
                                          "is_active")}
-    return {**data, "level": org.level.value, "path": str(org.path), "lon": lon, "lat": lat}
+    parent = db().get(Org, org.parent_id) if org.parent_id else None  # None if outside my scope
+    return {**data, "level": OrgLevel(org.level).value, "path": str(org.path), "lon": lon, "lat": lat,
+            "parent_code": parent.code if parent else None, "parent_name": parent.name if parent else None}
 
 
 @blp.route("")

@@ -52,7 +52,7 @@ class Settings:
     refresh_token_ttl_s: int = 7 * 24 * 3600
     lockout_threshold: int = 5
     lockout_minutes: int = 15
-    pbkdf2_iterations: int = 260_000
+    pbkdf2_iterations: int = 150_000
     sso_public_key: str = ""
     sso_issuer: str = "e-satchel"
     sso_audience: str = "gridmarket"
@@ -115,7 +115,7 @@ class Settings:
             refresh_token_ttl_s=_int(env, "GM_REFRESH_TOKEN_TTL", 7 * 24 * 3600, 60),
             lockout_threshold=_int(env, "GM_LOCKOUT_THRESHOLD", 5, 1),
             lockout_minutes=_int(env, "GM_LOCKOUT_MINUTES", 15, 1),
-            pbkdf2_iterations=_int(env, "GM_PBKDF2_ITERATIONS", 260_000, 1000),
+            pbkdf2_iterations=_int(env, "GM_PBKDF2_ITERATIONS", 150_000, 1000),
             sso_public_key=sso_key,
             sso_issuer=env.get("GM_SSO_ISSUER", "e-satchel"),
             sso_audience=env.get("GM_SSO_AUDIENCE", "gridmarket"),

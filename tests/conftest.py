@@ -16,7 +16,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import sessionmaker
 
 os.environ.setdefault("GM_SECRET_KEY", "test-secret-key-test-secret-key-0123456789")
-os.environ.setdefault("GM_PBKDF2_ITERATIONS", "1000")  # fast hashes in tests; production uses 260,000
+os.environ.setdefault("GM_PBKDF2_ITERATIONS", "1000")  # fast hashes in tests; production uses 150,000
 os.environ.setdefault("GM_LOG_LEVEL", "WARNING")
 
 from geo_core.config import Settings, sqlalchemy_url  # noqa: E402

@@ -104,7 +104,7 @@ def _person_name(rng: random.Random) -> str:
     return rng.choice(SURNAMES) + "".join(rng.choice(GIVEN) for _ in range(rng.choice((1, 2))))
 
 
-def seed_demo(session: Session, scale: str = "small", *, iterations: int = 260_000) -> SeedSummary:
+def seed_demo(session: Session, scale: str = "small", *, iterations: int = 150_000) -> SeedSummary:
     """Seed catalog, divisions, orgs and users. Run as the owner (bypasses RLS) on an empty database."""
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}; choose one of {', '.join(SCALES)}")
