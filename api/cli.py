@@ -103,13 +103,16 @@ def db_downgrade(revision: str) -> None:
 def seed_demo_cmd(scale: str, if_empty: bool) -> None:
     """Seed the Changsha demo (divisions, org tree, staff)."""
     from geo_core.db import make_session_factory
-    from geo_core.seed.demo import DEMO_PASSWORD, is_seeded, seed_demo
+    from geo_core.seed.demo import DEMO_PASSWORD, demo_logins, is_seeded, seed_demo
 
     settings = _settings()
     with make_session_factory(owner_engine(settings)).begin() as session:
         if is_seeded(session):
             if if_empty:
                 click.echo("demo data already present; not seeding")
+                click.echo(f"demo password for every demo user: {DEMO_PASSWORD}")
+                for username, role, org in demo_logins(session):
+                    click.echo(f"  {username:<16} {role} @ {org}")
                 return
             raise click.ClickException("the database already has organisations; seed an empty database")
         summary = seed_demo(session, scale, iterations=settings.pbkdf2_iterations)

@@ -26,10 +26,11 @@ cleanup() {
   wait 2>/dev/null || true
   echo "GridMarket stopped."
 }
-trap cleanup INT TERM EXIT
+trap 'cleanup; exit 0' INT TERM
+trap cleanup EXIT
 
 .venv/bin/gridmarket worker & pids+=($!)
-.venv/bin/gunicorn --workers "${GM_WEB_WORKERS:-4}" --threads 4 --bind "$BIND" --access-logfile - \
+.venv/bin/gunicorn --workers "${GM_WEB_WORKERS:-4}" --threads 4 --bind "$BIND" \
   --graceful-timeout 5 'api:create_app()' & pids+=($!)
 
 for _ in $(seq 1 60); do
@@ -40,7 +41,7 @@ cat <<MSG
   GridMarket 网格化精准营销系统 is running: http://$BIND/
   API docs: http://$BIND/api/docs
   Demo logins (password for all: Gm@2026demo):
-$(echo "$seed_out" | grep -E '^  ' || echo "    admin (and the users printed when the demo was first seeded)")
+$(echo "$seed_out" | grep -E '^  ')
   Press Ctrl-C to stop.
 
 MSG

@@ -169,11 +169,21 @@ def seed_demo(session: Session, scale: str = "small", *, iterations: int = 150_0
     session.flush()
     session.execute(user_roles.insert(), [{"user_id": u.id, "role_id": roles[r].id} for u, r in users])
     session.flush()
-    org_names = {o.id: o.name for o in orgs}
-    shown = ("admin", "bl_430102", "sbl_430102_1", "am_430102_1_1", "ga_430102_1", "bl_430104")
-    by_name = {u.username: (u, r) for u, r in users}
-    logins = [(n, roles[by_name[n][1]].name, org_names[by_name[n][0].org_id]) for n in shown]
-    return SeedSummary(orgs=len(orgs), users=len(users), divisions=n_div, logins=logins)
+    return SeedSummary(orgs=len(orgs), users=len(users), divisions=n_div, logins=demo_logins(session))
+
+
+SHOWN_LOGINS = ("admin", "bl_430102", "sbl_430102_1", "am_430102_1_1", "ga_430102_1", "bl_430104")
+
+
+def demo_logins(session: Session) -> list[tuple[str, str, str]]:
+    """(username, role name, org name) of the demo users worth trying, where they still exist."""
+    rows = session.execute(
+        select(User.username, Role.name, Org.name)
+        .join(user_roles, user_roles.c.user_id == User.id).join(Role, Role.id == user_roles.c.role_id)
+        .join(Org, Org.id == User.org_id).where(User.username.in_(SHOWN_LOGINS))
+    ).all()
+    order = {name: i for i, name in enumerate(SHOWN_LOGINS)}
+    return sorted(((u, r, o) for u, r, o in rows), key=lambda row: order[row[0]])
 
 
 def is_seeded(session: Session) -> bool:
