@@ -18,7 +18,10 @@ from geo_core.errors import ValidationFailed
 
 MAX_ROWS = 50_000
 MAX_BYTES = 20 * 1024 * 1024
-FORMATS = {"csv": "text/csv; charset=utf-8", "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+FORMATS = {
+    "csv": "text/csv; charset=utf-8",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
 
 
 @dataclass(frozen=True)

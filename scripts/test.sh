@@ -4,4 +4,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
 scripts/services.sh gridmarket
+.venv/bin/python -m ruff check geo_core api jobs tiles tests migrations bench
 exec .venv/bin/python -m pytest -q "$@"

@@ -65,7 +65,8 @@ def _check_parent(session: Session, level: OrgLevel, parent_id: int | None) -> O
         return None
     parent = session.get(Org, parent_id) if valid_id(parent_id) else None
     if parent is None:
-        raise ValidationFailed("上级机构不存在或不在权限范围内", errors={"parent_id": ["上级机构不存在或不在权限范围内"]})
+        message = "上级机构不存在或不在权限范围内"
+        raise ValidationFailed(message, errors={"parent_id": [message]})
     if parent.level not in ALLOWED_PARENT[level]:
         allowed = "、".join(LEVEL_LABELS[p] for p in ALLOWED_PARENT[level]) or "无"
         raise ValidationFailed(

@@ -200,7 +200,7 @@ def export_rows(session: Session, **filters: Any) -> list[dict[str, Any]]:
 def import_users(session: Session, actor: Principal, filename: str, data: bytes, *, iterations: int) -> dict[str, int]:
     """Upsert users by username (HR/OA sync). Every row is checked first; then all rows or none."""
     sheet = tabular.parse_rows(tabular.drop_key_row(tabular.read_sheet(filename, data), COLUMNS), COLUMNS)
-    for row, v in sheet.rows:
+    for _, v in sheet.rows:
         if v.get("username"):
             v["username"] = v["username"].strip().lower()
     tabular.check_unique(sheet, "username", "用户名")

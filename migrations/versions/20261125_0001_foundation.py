@@ -1,13 +1,13 @@
 """foundation: extensions and the tables of orgs, users, roles, permissions, menus, dictionary, devices, auth sessions, audit log
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-25 09:28:42.407980
 """
 
-from alembic import op
-import sqlalchemy as sa
 import geoalchemy2
+import sqlalchemy as sa
+from alembic import op
 from sqlalchemy.dialects import postgresql
 
 from geo_core.types import Ltree

@@ -7,7 +7,7 @@ Create Date: 2026-11-25
 
 from alembic import op
 
-from migrations.sql_helpers import SCOPE_ALL, IN_SCOPE_ORGS, app_role, audit_table, enable_org_scope, grant_app
+from migrations.sql_helpers import IN_SCOPE_ORGS, SCOPE_ALL, app_role, audit_table, enable_org_scope, grant_app
 
 revision = "0002"
 down_revision = "0001"
