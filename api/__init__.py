@@ -44,9 +44,22 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.teardown_request(_close_session)
 
     api = Api(app)
-    from api import auth, divisions, health, me, orgs, users
+    from api import (
+        audit,
+        auth,
+        devices,
+        dictionary,
+        divisions,
+        health,
+        me,
+        menus,
+        orgs,
+        permissions,
+        roles,
+        users,
+    )
 
-    for module in (auth, me, orgs, users, divisions):
+    for module in (auth, me, orgs, users, divisions, roles, permissions, menus, dictionary, devices, audit):
         api.register_blueprint(module.blp)
     app.register_blueprint(health.bp)
     try:
@@ -70,8 +83,9 @@ def _finish_transaction(response):  # noqa: ANN001, ANN202
             session.rollback()
     except Exception as exc:  # a failed commit must not leave a success response behind
         session.rollback()
-        from api.errors import handle_integrity, handle_unexpected
         from sqlalchemy.exc import IntegrityError
+
+        from api.errors import handle_integrity, handle_unexpected
 
         response = handle_integrity(exc) if isinstance(exc, IntegrityError) else handle_unexpected(exc)
     finally:

@@ -47,13 +47,13 @@ def ensure_app_role(settings: Settings) -> None:
 
 
 def upgrade_database(settings: Settings, revision: str = "head") -> None:
+    import os
+
     from alembic import command
     from alembic.config import Config
 
     from geo_core.catalog import sync_catalog
     from geo_core.db import make_session_factory
-
-    import os
 
     ensure_app_role(settings)
     os.environ.setdefault("GM_APP_DB_ROLE", settings.app_db_role)
@@ -134,11 +134,11 @@ def create_user_cmd(username: str, name: str, org_code: str, roles: tuple[str, .
     """Create a user (an audited, elevated admin action)."""
     from sqlalchemy import select
 
+    from geo_core.catalog import PERMISSIONS
     from geo_core.db import SYSTEM, make_session_factory, transaction
+    from geo_core.errors import DomainError
     from geo_core.orgs.models import Org
     from geo_core.scope import DataScope, Principal
-    from geo_core.catalog import PERMISSIONS
-    from geo_core.errors import DomainError
     from geo_core.users.service import create_user
 
     settings = _settings()

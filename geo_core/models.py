@@ -8,6 +8,8 @@ from geo_core.orgs.models import Org
 from geo_core.users.models import Menu, Permission, Role, User
 
 __all__ = ["AuditLog", "AuthSession", "Device", "DictItem", "DictType", "Menu", "Org", "Permission", "Role", "User"]
-from geo_core.divisions.models import AdminDivision  # noqa: E402
 
 __all__.append("AdminDivision")
+from geo_core.grids.models import Grid, GridMember  # noqa: E402
+
+__all__ += ["Grid", "GridMember"]

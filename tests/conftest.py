@@ -19,7 +19,7 @@ os.environ.setdefault("GM_SECRET_KEY", "test-secret-key-test-secret-key-01234567
 os.environ.setdefault("GM_PBKDF2_ITERATIONS", "1000")  # fast hashes in tests; production uses 150,000
 os.environ.setdefault("GM_LOG_LEVEL", "WARNING")
 
-from geo_core.config import Settings, sqlalchemy_url  # noqa: E402
+from geo_core.config import Settings  # noqa: E402
 
 _base = Settings.from_env()
 TEST_DB = os.environ.get("GM_TEST_DATABASE", f"{_base.database_name}_test")

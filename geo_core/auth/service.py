@@ -240,6 +240,13 @@ def load_principal(session: Session, user_id: int, session_id: uuid.UUID) -> Pri
         raise AuthenticationFailed("会话已退出或过期，请重新登录", code="SESSION_INVALID")
     if user.status is not UserStatus.active:
         raise AuthenticationFailed("账户已停用", code="ACCOUNT_DISABLED")
+    if client == "mobile":
+        device_status = session.scalar(
+            select(Device.status).join(AuthSession, AuthSession.device_id == Device.device_id)
+            .where(AuthSession.id == session_id, Device.user_id == user.id)
+        )
+        if device_status is not DeviceStatus.active:  # disabling a device ends its sessions at once
+            raise AuthenticationFailed("该设备已停用或未授权，请重新登录", code="DEVICE_DISABLED")
     permissions = frozenset(p.code for r in user.roles for p in r.permissions)
     return Principal(
         user_id=user.id, username=user.username, name=user.name, org_id=user.org_id, org_path=str(org_path),

@@ -32,7 +32,8 @@ def get_device(session: Session, device_pk: int) -> Device:
     return device
 
 
-def select_devices(q: str | None = None, status: str | None = None, user_id: int | None = None) -> Select[Any]:
+def select_devices(q: str | None = None, status: str | None = None,
+                   user_id: int | None = None) -> Select[Any]:
     stmt = select(Device).order_by(Device.created_at.desc(), Device.id.desc())
     if q:
         pattern = like_pattern(q)
@@ -53,7 +54,8 @@ def list_devices(session: Session, *, page: int = 1, page_size: int = 20, **filt
 def _visible_user(session: Session, user_id: int) -> User:
     user = session.get(User, user_id) if valid_id(user_id) else None
     if user is None:
-        raise ValidationFailed("用户不存在或不在权限范围内", errors={"user_id": ["用户不存在或不在权限范围内"]})
+        message = "用户不存在或不在权限范围内"
+        raise ValidationFailed(message, errors={"user_id": [message]})
     return user
 
 
@@ -105,7 +107,13 @@ def disable_device(session: Session, device_pk: int, reason: str) -> Device:
         raise Conflict("设备已停用", code="DEVICE_ALREADY_DISABLED")
     device.status = DeviceStatus.disabled
     device.disabled_reason = reason
-    # auth_sessions RLS shows the caller only what he may see (all for scope "all")
+    _end_mobile_sessions(session, device)
+    session.flush()
+    return device
+
+
+def _end_mobile_sessions(session: Session, device: Device) -> None:
+    # auth_sessions RLS lets only scope "all" (or the owner) revoke; others' sessions end at expiry
     session.execute(
         update(AuthSession)
         .where(AuthSession.device_id == device.device_id, AuthSession.user_id == device.user_id,
@@ -113,8 +121,6 @@ def disable_device(session: Session, device_pk: int, reason: str) -> Device:
         .values(revoked_at=now())
         .execution_options(synchronize_session=False)
     )
-    session.flush()
-    return device
 
 
 def enable_device(session: Session, actor: Principal, device_pk: int) -> Device:
@@ -182,15 +188,19 @@ def import_devices(session: Session, actor: Principal, filename: str, data: byte
         for key in EDITABLE:
             if v.get(key) is not None:
                 setattr(device, key, v[key])
-        _import_status(device, actor, DeviceStatus(v.get("status") or "active"))
+        status = v.get("status") or (None if v["device_id"] in existing else "active")
+        if status:
+            _import_status(session, device, actor, DeviceStatus(status))
     session.flush()
     return {"created": created, "updated": updated}
 
 
-def _import_status(device: Device, actor: Principal, status: DeviceStatus) -> None:
+def _import_status(session: Session, device: Device, actor: Principal, status: DeviceStatus) -> None:
     if status is device.status:
         return
     if status is DeviceStatus.active:
         _approve(device, actor)
-    else:
-        device.status = status
+        return
+    device.status = status
+    if status is DeviceStatus.disabled and device.id is not None:
+        _end_mobile_sessions(session, device)

@@ -7,7 +7,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from sqlalchemy import Select, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from geo_core import tabular
 from geo_core.dictionary.models import DictItem, DictType, ValueType
@@ -90,7 +90,7 @@ def get_type_by_code(session: Session, code: str) -> DictType:
 
 
 def select_types(q: str | None = None) -> Select[Any]:
-    stmt = select(DictType).order_by(DictType.code)
+    stmt = select(DictType).options(selectinload(DictType.items)).order_by(DictType.code)
     if q:
         pattern = like_pattern(q)
         stmt = stmt.where(or_(DictType.code.ilike(pattern), DictType.name.ilike(pattern)))
@@ -102,13 +102,16 @@ def list_types(session: Session, *, page: int = 1, page_size: int = 20, **filter
 
 
 def _check_type_code_free(session: Session, code: str, own_id: int | None = None) -> None:
-    if session.scalar(select(DictType.id).where(DictType.code == code, DictType.id != (own_id or 0))) is not None:
-        raise Conflict(f"参数类型代码 {code} 已存在", code="DICT_TYPE_CODE_TAKEN", errors={"code": ["类型代码已存在"]})
+    taken = session.scalar(select(DictType.id).where(DictType.code == code, DictType.id != (own_id or 0)))
+    if taken is not None:
+        raise Conflict(f"参数类型代码 {code} 已存在", code="DICT_TYPE_CODE_TAKEN",
+                       errors={"code": ["类型代码已存在"]})
 
 
 def create_type(session: Session, data: dict[str, Any]) -> DictType:
     _check_type_code_free(session, data["code"])
     dtype = DictType(**{k: data.get(k) for k in TYPE_FIELDS}, is_system=False)
+    dtype.value_type = ValueType(data.get("value_type") or ValueType.string)
     session.add(dtype)
     session.flush()
     return dtype
@@ -118,7 +121,8 @@ def update_type(session: Session, type_id: int, data: dict[str, Any]) -> DictTyp
     dtype = get_type(session, type_id)
     if "code" in data and data["code"] != dtype.code:
         if dtype.is_system:
-            raise Conflict("系统参数类型的代码不能修改", code="DICT_TYPE_SYSTEM", errors={"code": ["系统类型代码不能修改"]})
+            raise Conflict("系统参数类型的代码不能修改", code="DICT_TYPE_SYSTEM",
+                           errors={"code": ["系统类型代码不能修改"]})
         _check_type_code_free(session, data["code"], dtype.id)
     if "value_type" in data and data["value_type"] != dtype.value_type:
         bad = []
@@ -132,7 +136,7 @@ def update_type(session: Session, type_id: int, data: dict[str, Any]) -> DictTyp
                                    errors={"value_type": [f"以下参数值不符合新类型：{', '.join(bad)}"]})
     for key in TYPE_FIELDS:
         if key in data:
-            setattr(dtype, key, data[key])
+            setattr(dtype, key, ValueType(data[key]) if key == "value_type" else data[key])
     session.flush()
     return dtype
 
@@ -154,7 +158,8 @@ def get_item(session: Session, item_id: int) -> DictItem:
     return item
 
 
-def select_items(q: str | None = None, type_code: str | None = None, is_active: bool | None = None) -> Select[Any]:
+def select_items(q: str | None = None, type_code: str | None = None,
+                 is_active: bool | None = None) -> Select[Any]:
     stmt = select(DictItem).join(DictType).order_by(DictType.code, DictItem.sort_order, DictItem.id)
     if q:
         pattern = like_pattern(q)
@@ -248,7 +253,7 @@ def import_items(session: Session, filename: str, data: bytes) -> dict[str, int]
         dtype = types.get(key[0])
         if key[0] and dtype is None:
             sheet.error(row, "type_code", f"参数类型 {key[0]} 不存在")
-        elif dtype is not None:
+        elif dtype is not None and "value" in v:
             try:
                 v["value"] = normalize_value(dtype.value_type, v.get("value"))
             except ValueError as exc:

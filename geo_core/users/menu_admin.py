@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from geo_core import tabular
 from geo_core.errors import Conflict, NotFound, ValidationFailed
 from geo_core.paging import Page, like_pattern, paginate, valid_id
+from geo_core.users.menus import menus_by_parent
 from geo_core.users.models import Menu, Permission
 
 EDITABLE = ("code", "name", "parent_id", "route", "icon", "sort_order", "permission_code", "is_visible")
@@ -27,7 +28,8 @@ def parent_code(session: Session, menu: Menu) -> str | None:
     return parent.code if parent else None
 
 
-def select_menus(q: str | None = None, parent_id: int | None = None, is_visible: bool | None = None) -> Select[Any]:
+def select_menus(q: str | None = None, parent_id: int | None = None,
+                 is_visible: bool | None = None) -> Select[Any]:
     stmt = select(Menu).order_by(Menu.parent_id.nulls_first(), Menu.sort_order, Menu.id)
     if q:
         pattern = like_pattern(q)
@@ -45,10 +47,7 @@ def list_menus(session: Session, *, page: int = 1, page_size: int = 20, **filter
 
 def full_tree(session: Session) -> list[dict[str, Any]]:
     """Every menu, hidden ones included, nested under its parent (for administration; users get menu_tree)."""
-    menus = session.scalars(select(Menu).order_by(Menu.sort_order, Menu.id)).all()
-    children: dict[int | None, list[Menu]] = {}
-    for m in menus:
-        children.setdefault(m.parent_id, []).append(m)
+    children = menus_by_parent(session)
 
     def build(parent_id: int | None) -> list[dict[str, Any]]:
         return [{**{k: getattr(m, k) for k in ("id", *EDITABLE)}, "children": build(m.id)}
@@ -75,7 +74,8 @@ def _check_parent(session: Session, menu_id: int | None, parent_id: int | None) 
     current: int | None = parent_id
     while current is not None and current not in seen:
         if current == menu_id:
-            raise ValidationFailed("上级菜单不能是自己或自己的下级", errors={"parent_id": ["上级菜单形成循环"]})
+            raise ValidationFailed("上级菜单不能是自己或自己的下级",
+                                   errors={"parent_id": ["上级菜单形成循环"]})
         seen.add(current)
         node = session.get(Menu, current) if valid_id(current) else None
         if node is None:
@@ -123,7 +123,8 @@ def batch_update(session: Session, ids: list[int], changes: dict[str, Any]) -> l
                                  .order_by(Menu.sort_order, Menu.id)))
     missing = sorted(set(wanted) - {m.id for m in menus})
     if missing:
-        raise ValidationFailed("部分菜单不存在", errors={"ids": [f"菜单不存在：{', '.join(map(str, missing))}"]})
+        listed = ", ".join(map(str, missing))
+        raise ValidationFailed("部分菜单不存在", errors={"ids": [f"菜单不存在：{listed}"]})
     if "permission_code" in changes:
         _check_permission_code(session, changes["permission_code"])
     for menu in menus:
@@ -149,8 +150,9 @@ COLUMNS = (
 
 
 def export_rows(session: Session, **filters: Any) -> list[dict[str, Any]]:
-    codes = dict(session.execute(select(Menu.id, Menu.code)).tuples().all())
-    return [{**{k: getattr(m, k) for k in EDITABLE if k != "parent_id"}, "parent_code": codes.get(m.parent_id)}
+    codes = {menu_id: code for menu_id, code in session.execute(select(Menu.id, Menu.code))}
+    return [{**{k: getattr(m, k) for k in EDITABLE if k != "parent_id"},
+             "parent_code": codes.get(m.parent_id)}
             for m in session.scalars(select_menus(**filters))]
 
 
@@ -191,9 +193,11 @@ def import_menus(session: Session, filename: str, data: bytes) -> dict[str, int]
             created += 1
     for _, v in sheet.rows:
         menu = existing[v["code"]]
-        for key in ("name", "route", "icon", "permission_code"):
-            setattr(menu, key, v.get(key))
-        menu.parent_id = existing[v["parent_code"]].id if v.get("parent_code") else None
+        for key in ("name", "route", "icon", "permission_code"):  # a column left out leaves the attribute
+            if key in v:
+                setattr(menu, key, v[key])
+        if "parent_code" in v:
+            menu.parent_id = existing[v["parent_code"]].id if v["parent_code"] else None
         if v.get("sort_order") is not None:
             menu.sort_order = v["sort_order"]
         if v.get("is_visible") is not None:

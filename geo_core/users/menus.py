@@ -10,12 +10,17 @@ from sqlalchemy.orm import Session
 from geo_core.users.models import Menu
 
 
+def menus_by_parent(session: Session) -> dict[int | None, list[Menu]]:
+    """Every menu, grouped by parent id, each group in display order."""
+    children: dict[int | None, list[Menu]] = {}
+    for m in session.scalars(select(Menu).order_by(Menu.sort_order, Menu.id)):
+        children.setdefault(m.parent_id, []).append(m)
+    return children
+
+
 def menu_tree(session: Session, permissions: frozenset[str] | None) -> list[dict[str, Any]]:
     """Visible menus the permissions allow (None = all); groups left without children are dropped."""
-    menus = session.scalars(select(Menu).order_by(Menu.sort_order, Menu.id)).all()
-    children: dict[int | None, list[Menu]] = {}
-    for m in menus:
-        children.setdefault(m.parent_id, []).append(m)
+    children = menus_by_parent(session)
 
     def build(parent_id: int | None) -> list[dict[str, Any]]:
         out = []

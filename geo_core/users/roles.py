@@ -18,6 +18,7 @@ from geo_core.users.service import _check_grantable
 
 SCOPE_LABELS = {"self": "本人", "org": "本机构", "org_subtree": "本机构及下级", "all": "全部"}
 PERMISSION_CODE_RE = re.compile(r"^[a-z_]+:[a-z_]+$")
+ROLE_CODE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 ROLE_FIELDS = ("code", "name", "description")
 
 
@@ -45,7 +46,8 @@ def list_roles(session: Session, *, page: int = 1, page_size: int = 20, **filter
 
 
 def resolve_permissions(session: Session, codes: list[str]) -> list[Permission]:
-    perms = list(session.scalars(select(Permission).where(Permission.code.in_(codes)).order_by(Permission.code)))
+    stmt = select(Permission).where(Permission.code.in_(codes)).order_by(Permission.code)
+    perms = list(session.scalars(stmt))
     unknown = sorted(set(codes) - {p.code for p in perms})
     if unknown:
         raise ValidationFailed("权限不存在", errors={"permissions": [f"权限不存在：{', '.join(unknown)}"]})
@@ -79,7 +81,8 @@ def update_role(session: Session, actor: Principal, role_id: int, data: dict[str
     _check_grantable(actor, role)  # editing a role one could not grant is escalation too
     if "code" in data and data["code"] != role.code:
         if role.is_builtin:
-            raise Conflict("内置角色的代码不能修改", code="ROLE_BUILTIN", errors={"code": ["内置角色的代码不能修改"]})
+            raise Conflict("内置角色的代码不能修改", code="ROLE_BUILTIN",
+                           errors={"code": ["内置角色的代码不能修改"]})
         _check_role_code_free(session, data["code"], role.id)
     scope = DataScope(data["data_scope"]) if data.get("data_scope") else role.data_scope
     perms = resolve_permissions(session, data["permissions"]) if "permissions" in data else role.permissions
@@ -103,9 +106,11 @@ def delete_role(session: Session, actor: Principal, role_id: int) -> None:
     if actor.scope is not DataScope.all:
         raise PermissionDenied("角色可能被权限范围外的用户使用，只有数据范围为全部的用户可以删除角色",
                                code="ROLE_NOT_GRANTABLE")
-    in_use = session.scalar(select(func.count()).select_from(user_roles).where(user_roles.c.role_id == role.id))
+    holders = select(func.count()).select_from(user_roles).where(user_roles.c.role_id == role.id)
+    in_use = session.scalar(holders)
     if in_use:
-        raise Conflict(f"角色仍分配给 {in_use} 个用户，不能删除", code="ROLE_IN_USE", detail={"users": in_use})
+        raise Conflict(f"角色仍分配给 {in_use} 个用户，不能删除", code="ROLE_IN_USE",
+                       detail={"users": in_use})
     session.delete(role)
     session.flush()
 
@@ -115,7 +120,8 @@ ROLE_COLUMNS = (
     tabular.TableColumn("name", "角色名称", True, tabular.max_len(100)),
     tabular.TableColumn("description", "说明", False, tabular.max_len(500)),
     tabular.TableColumn("data_scope", "数据范围", True, tabular.one_of(SCOPE_LABELS)),
-    tabular.TableColumn("permissions", "权限代码", False, tabular.parse_list, export=lambda v: ";".join(v or [])),
+    tabular.TableColumn("permissions", "权限代码", False, tabular.parse_list,
+                        export=lambda v: ";".join(v or [])),
 )
 
 
@@ -139,12 +145,15 @@ def _grant_error(actor: Principal, role: Role) -> tuple[str, str] | None:
 
 def import_roles(session: Session, actor: Principal, filename: str, data: bytes) -> dict[str, int]:
     """Upsert roles by code. Every row is checked first; then all rows or none."""
-    sheet = tabular.parse_rows(tabular.drop_key_row(tabular.read_sheet(filename, data), ROLE_COLUMNS), ROLE_COLUMNS)
+    columns = ROLE_COLUMNS
+    sheet = tabular.parse_rows(tabular.drop_key_row(tabular.read_sheet(filename, data), columns), columns)
     tabular.check_unique(sheet, "code", "角色代码")
     codes = [v["code"] for _, v in sheet.rows if v.get("code")]
     existing = {r.code: r for r in session.scalars(select(Role).where(Role.code.in_(codes)))}
     perms = {p.code: p for p in session.scalars(select(Permission))}
     for row, v in sheet.rows:
+        if v.get("code") and not ROLE_CODE_RE.match(v["code"]):
+            sheet.error(row, "code", "角色代码以字母开头，只能包含字母、数字和 _")
         unknown = [c for c in v.get("permissions") or [] if c not in perms]
         if unknown:
             sheet.error(row, "permissions", f"权限不存在：{', '.join(unknown)}")
@@ -160,8 +169,10 @@ def import_roles(session: Session, actor: Principal, filename: str, data: bytes)
     sheet.raise_if_errors()
     created = updated = 0
     for _, v in sheet.rows:
-        payload = {k: v.get(k) for k in ("code", "name", "description", "data_scope")}
-        payload["permissions"] = v.get("permissions") or []
+        # a column left out of the file leaves that attribute alone; an empty cell clears it
+        payload = {k: v[k] for k in ("code", "name", "description", "data_scope") if k in v}
+        if "permissions" in v or v["code"] not in existing:
+            payload["permissions"] = v.get("permissions") or []
         if v["code"] in existing:
             update_role(session, actor, existing[v["code"]].id, payload)
             updated += 1
@@ -188,16 +199,19 @@ def select_permissions(q: str | None = None) -> Select[Any]:
     return stmt
 
 
-def list_permissions(session: Session, *, page: int = 1, page_size: int = 20, **filters: Any) -> Page[Permission]:
+def list_permissions(session: Session, *, page: int = 1, page_size: int = 20,
+                     **filters: Any) -> Page[Permission]:
     return paginate(session, select_permissions(**filters), page, page_size)
 
 
 def _check_permission_code(session: Session, code: str, own_id: int | None = None) -> None:
     if not PERMISSION_CODE_RE.match(code):
         raise ValidationFailed("权限代码格式错误", errors={"code": ["格式为 模块:动作，如 grid:edit"]})
-    taken = session.scalar(select(Permission.id).where(Permission.code == code, Permission.id != (own_id or 0)))
+    taken = session.scalar(select(Permission.id).where(Permission.code == code,
+                                                       Permission.id != (own_id or 0)))
     if taken is not None:
-        raise Conflict(f"权限代码 {code} 已存在", code="PERMISSION_CODE_TAKEN", errors={"code": ["权限代码已存在"]})
+        raise Conflict(f"权限代码 {code} 已存在", code="PERMISSION_CODE_TAKEN",
+                       errors={"code": ["权限代码已存在"]})
 
 
 def create_permission(session: Session, data: dict[str, Any]) -> Permission:

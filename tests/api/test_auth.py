@@ -198,3 +198,22 @@ def test_active_device_logs_in_disabled_device_does_not(client, db_session):
     assert theirs.status_code == 403 and theirs.get_json()["code"] == "DEVICE_NOT_BOUND"
     me = client.get("/api/v1/me", headers={"Authorization": f"Bearer {ok.get_json()['access_token']}"})
     assert me.get_json()["client"] == "mobile"
+
+
+def test_disabling_a_device_ends_its_sessions(client, login, db_session):
+    from geo_core.db import SYSTEM, set_context
+    from geo_core.devices.models import Device, DeviceStatus
+    from geo_core.users.models import User
+
+    set_context(db_session, SYSTEM)
+    user = db_session.scalar(select(User).where(User.username == "am_430102_3_1"))
+    device = Device(device_id="PAD-LIVE-9", user_id=user.id, org_id=user.org_id, status=DeviceStatus.active)
+    db_session.add(device)
+    db_session.commit()
+    tokens = _login(client, "am_430102_3_1", client="mobile", device_id="PAD-LIVE-9").get_json()
+    headers = {"Authorization": f"Bearer {tokens['access_token']}"}
+    assert client.get("/api/v1/me", headers=headers).status_code == 200
+    r = client.post(f"/api/v1/devices/{device.id}/disable", json={"reason": "丢失"}, headers=login("sbl_430102_1"))
+    assert r.status_code == 200, r.get_json()
+    r = client.get("/api/v1/me", headers=headers)
+    assert r.status_code == 401 and r.get_json()["code"] == "DEVICE_DISABLED"
