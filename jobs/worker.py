@@ -5,8 +5,8 @@ from __future__ import annotations
 from redis import Redis
 from rq import Worker
 
-from geo_core.logs import configure_logging
 from geo_core.config import Settings
+from geo_core.logs import configure_logging
 
 
 def run_worker(settings: Settings, *, burst: bool = False) -> bool:
