@@ -37,9 +37,16 @@ PERMISSIONS: dict[str, str] = {
     "device:read": "查看移动设备",
     "device:edit": "登记/审批/停用移动设备",
     "audit:read": "查看审计日志",
+    "grid:read": "查看网格",
+    "grid:edit": "维护网格（绘制、编辑、拆分、合并）",
+    "grid:import": "导入网格",
+    "grid:export": "导出网格",
 }
 
-READ_ONLY = {"map:view", "org:read", "user:read", "role:read", "permission:read", "menu:read", "dict:read"}
+# Permissions introduced after the first release: synced into existing built-in roles on upgrade.
+NEW_SINCE_CREATION = frozenset({"grid:read", "grid:edit", "grid:import", "grid:export"})
+
+READ_ONLY = {"map:view", "grid:read", "org:read", "user:read", "role:read", "permission:read", "menu:read", "dict:read"}
 
 
 @dataclass(frozen=True)
@@ -55,6 +62,7 @@ class MenuSpec:
 MENUS: tuple[MenuSpec, ...] = (
     MenuSpec("home", "首页", "/app", icon="home"),
     MenuSpec("map", "网格地图", "/app/map", "map:view", icon="map"),
+    MenuSpec("grids", "网格管理", "/app/grids", "grid:read", icon="grid"),
     MenuSpec(
         "system",
         "系统管理",
@@ -89,16 +97,18 @@ ROLES: tuple[RoleSpec, ...] = (
         "支行行长",
         DataScope.org_subtree,
         frozenset(READ_ONLY | {"user:edit", "user:export", "user:import", "device:read", "device:edit",
-                               "org:export", "audit:read", "user:reset_password"}),
+                               "org:export", "audit:read", "user:reset_password", "grid:edit", "grid:import",
+                               "grid:export"}),
     ),
     RoleSpec(
         "sub_branch_leader",
         "二级支行/网点负责人",
         DataScope.org_subtree,
-        frozenset(READ_ONLY | {"user:export", "device:read", "device:edit"}),
+        frozenset(READ_ONLY | {"user:export", "device:read", "device:edit", "grid:edit", "grid:export"}),
     ),
-    RoleSpec("account_manager", "客户经理", DataScope.self, frozenset({"map:view", "org:read", "dict:read"})),
-    RoleSpec("grid_assistant", "网格协管员", DataScope.self, frozenset({"map:view", "dict:read"})),
+    RoleSpec("account_manager", "客户经理", DataScope.self,
+             frozenset({"map:view", "org:read", "dict:read", "grid:read"})),
+    RoleSpec("grid_assistant", "网格协管员", DataScope.self, frozenset({"map:view", "dict:read", "grid:read"})),
 )
 
 DICT_TYPES: tuple[tuple[str, str, ValueType, tuple[tuple[str, str, str | None], ...]], ...] = (
@@ -153,6 +163,11 @@ def sync_catalog(session: Session) -> None:
             role = Role(code=spec.code, name=spec.name, data_scope=spec.data_scope, is_builtin=True)
             role.permissions = [perms[c] for c in sorted(spec.permissions)]
             session.add(role)
+        elif role.is_builtin:
+            # permissions added to the catalog later reach the built-in roles; admin removals of
+            # older permissions are not undone (only codes introduced after the role was created)
+            held = {p.code for p in role.permissions}
+            role.permissions += [perms[c] for c in sorted(spec.permissions - held) if c in NEW_SINCE_CREATION]
     for code, name, value_type, items in DICT_TYPES:
         dtype = session.scalar(select(DictType).where(DictType.code == code))
         if dtype is None:

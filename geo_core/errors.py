@@ -31,6 +31,11 @@ class ValidationFailed(DomainError):
     status = 422
     code = "VALIDATION_FAILED"
 
+    @classmethod
+    def on(cls, field: str, message: str, **kwargs: Any) -> ValidationFailed:
+        """The common case: one message about one field."""
+        return cls(message, errors={field: [message]}, **kwargs)
+
 
 class AuthenticationFailed(DomainError):
     status = 401

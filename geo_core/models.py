@@ -13,3 +13,6 @@ __all__.append("AdminDivision")
 from geo_core.grids.models import Grid, GridMember  # noqa: E402
 
 __all__ += ["Grid", "GridMember"]
+from geo_core.pois.models import Poi  # noqa: E402
+
+__all__ += ["Poi"]

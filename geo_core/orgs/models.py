@@ -3,7 +3,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 from geoalchemy2 import Geometry
-from sqlalchemy import Enum, ForeignKey, Index, String
+from sqlalchemy import BigInteger, Enum, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from geo_core.db import Base, TimestampMixin
@@ -41,6 +41,7 @@ class Org(TimestampMixin, Base):
     address: Mapped[str | None] = mapped_column(String(200))
     phone: Mapped[str | None] = mapped_column(String(32))
     location = mapped_column(Geometry("POINT", srid=4326, spatial_index=False), nullable=True)
+    h3_r10: Mapped[int | None] = mapped_column(BigInteger)  # kept by the point placement job
     is_active: Mapped[bool] = mapped_column(default=True, server_default="true")
 
     __table_args__ = (

@@ -37,6 +37,7 @@ class SeedSummary:
     orgs: int
     users: int
     divisions: int
+    grids: int
     logins: list[tuple[str, str, str]]  # (username, role name, org name)
 
 
@@ -169,7 +170,11 @@ def seed_demo(session: Session, scale: str = "small", *, iterations: int = 150_0
     session.flush()
     session.execute(user_roles.insert(), [{"user_id": u.id, "role_id": roles[r].id} for u, r in users])
     session.flush()
-    return SeedSummary(orgs=len(orgs), users=len(users), divisions=n_div, logins=demo_logins(session))
+    from geo_core.seed.grids import seed_grids
+
+    n_grids = seed_grids(session, scale)
+    return SeedSummary(orgs=len(orgs), users=len(users), divisions=n_div, grids=n_grids,
+                       logins=demo_logins(session))
 
 
 SHOWN_LOGINS = ("admin", "bl_430102", "sbl_430102_1", "am_430102_1_1", "ga_430102_1", "bl_430104")

@@ -44,7 +44,9 @@ $$ SELECT coalesce(j || (SELECT jsonb_object_agg(c, '[redacted:' || left(md5(j->
 CREATE FUNCTION gm_row_key(j jsonb, keys text) RETURNS text LANGUAGE sql IMMUTABLE AS
 $$ SELECT string_agg(j->>k, ':') FROM unnest(string_to_array(keys, ',')) k $$;
 
--- statement-level audit trigger: TG_ARGV[0] = key columns (comma separated), rest = redacted columns
+-- statement-level audit trigger: TG_ARGV[0] = key columns (comma separated), rest = redacted columns.
+-- With gm.audit_mode = 'summary' (bulk jobs recomputing derived fields) one row per statement records
+-- the operation and the number of rows instead of one row per changed row.
 CREATE FUNCTION gm_audit_rows() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = public AS
 $$
@@ -52,7 +54,18 @@ DECLARE
   keys text := TG_ARGV[0];
   redact text[] := coalesce(TG_ARGV[1:], '{}');
   rid text := nullif(current_setting('gm.request_id', true), '');
+  affected bigint;
 BEGIN
+  IF current_setting('gm.audit_mode', true) = 'summary' THEN
+    IF TG_OP = 'DELETE' THEN SELECT count(*) INTO affected FROM old_rows;
+    ELSE SELECT count(*) INTO affected FROM new_rows; END IF;
+    IF affected > 0 THEN
+      INSERT INTO audit_log (actor_user_id, actor_org_id, action, entity, detail, request_id, client_ip)
+      VALUES (gm_user_id(), gm_org_id(), lower(TG_OP) || '_bulk', TG_TABLE_NAME,
+              jsonb_build_object('rows', affected), rid, gm_client_ip());
+    END IF;
+    RETURN NULL;
+  END IF;
   IF TG_OP = 'INSERT' THEN
     INSERT INTO audit_log (actor_user_id, actor_org_id, action, entity, entity_id, after, request_id, client_ip)
     SELECT gm_user_id(), gm_org_id(), 'insert', TG_TABLE_NAME, gm_row_key(j, keys), gm_redact(j, redact),

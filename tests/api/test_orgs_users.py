@@ -176,5 +176,5 @@ def test_menus_follow_permissions(client, login):
     system = next(m for m in admin if m["code"] == "system")
     assert len(system["children"]) == 8
     am = client.get("/api/v1/me/menus", headers=login("am_430102_1_1")).get_json()
-    assert [m["code"] for m in am] == ["home", "map", "system"]
-    assert [c["code"] for c in am[2]["children"]] == ["system.orgs", "system.dict"]
+    assert [m["code"] for m in am] == ["home", "map", "grids", "system"]
+    assert [c["code"] for c in am[3]["children"]] == ["system.orgs", "system.dict"]
