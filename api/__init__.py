@@ -50,6 +50,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         devices,
         dictionary,
         divisions,
+        grids,
         health,
         me,
         menus,
@@ -59,7 +60,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         users,
     )
 
-    for module in (auth, me, orgs, users, divisions, roles, permissions, menus, dictionary, devices, audit):
+    for module in (auth, me, orgs, users, divisions, grids, roles, permissions, menus, dictionary, devices,
+                   audit):
         api.register_blueprint(module.blp)
     app.register_blueprint(health.bp)
     try:
