@@ -60,6 +60,8 @@ def place_points(session: Session, table: str) -> PlacementResult:
           AND (h.is_interior OR ST_Intersects(g.geom, p.{geom}))
         ORDER BY p.id, nlevel(g.path) DESC, g.area_m2
     """))
+    session.execute(text("ALTER TABLE gm_placement ADD PRIMARY KEY (id)"))
+    session.execute(text("ANALYZE gm_placement"))
     placed = session.scalar(text("SELECT count(*) FROM gm_placement"))
     changed = session.execute(text(f"""
         UPDATE {table} t SET {gridcol} = c.grid_id FROM gm_placement c
