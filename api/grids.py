@@ -17,6 +17,7 @@ from geo_core.crs import parse_crs, transform_geojson
 from geo_core.errors import ValidationFailed
 from geo_core.grids import service
 from geo_core.grids.models import BusinessLine, Grid, GridKind, GridLevel, GridStatus, VirtualType
+from geo_core.grids.summary import grid_summary
 
 blp = Blueprint("grids", __name__, url_prefix="/api/v1/grids", description="网格管理")
 
@@ -248,6 +249,15 @@ class GridFeatures(MethodView):
         simplify, limit = args.pop("simplify_m"), args.pop("limit")
         fc = service.feature_collection(db(), service.select_grids(**args), simplify_m=simplify, limit=limit)
         return from_wgs84(fc, crs)
+
+
+@blp.route("/<int:grid_id>/summary")
+class GridSummary(MethodView):
+    @requires("grid:read")
+    @blp.response(200, description="Counts inside the grid (within my scope) and the layers to overlay")
+    def get(self, grid_id: int) -> dict[str, Any]:
+        """「我的网格」 summary: children by level, households vs the 500–1,000 norm, POIs, outlets, layers"""
+        return grid_summary(db(), grid_id)
 
 
 @blp.route("/lookup")

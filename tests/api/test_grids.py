@@ -195,3 +195,20 @@ def test_data_scope_on_grids(client, login):
     feats = client.get(f"{TS}/geojson?bbox=111,27,115,29&limit=5000", headers=spy).get_json()["features"]
     assert len(feats) == mine["total"]
     assert client.get(f"{TS}?under_id={yuelu['id']}", headers=spy).get_json()["total"] == 0
+
+
+def test_summary_counts_within_scope(client, login):
+    h = login("bl_430102")
+    township = _grid(client, h, "G430102001")
+    r = client.get(f"{TS}/{township['id']}/summary", headers=h)
+    assert r.status_code == 200
+    body = r.get_json()
+    assert body["children"]["community"] >= 1
+    assert body["grid"]["code"] == "G430102001" and body["households"]["range"] == [500, 1000]
+    community = client.get(f"{TS}?parent_id={township['id']}", headers=h).get_json()["items"][0]
+    s = client.get(f"{TS}/{community['id']}/summary", headers=h).get_json()["households"]
+    low, high = s["range"]
+    assert s["flag"] == (None if low <= s["estimate"] <= high else ("too_small" if s["estimate"] < low
+                                                                   else "too_large"))
+    yuelu = _grid(client, login("admin"), "G430104007")
+    assert client.get(f"{TS}/{yuelu['id']}/summary", headers=h).status_code == 404
