@@ -50,6 +50,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         devices,
         dictionary,
         divisions,
+        grid_rating,
+        grid_staffing,
         grids,
         health,
         me,
@@ -60,8 +62,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         users,
     )
 
-    for module in (auth, me, orgs, users, divisions, grids, roles, permissions, menus, dictionary, devices,
-                   audit):
+    for module in (auth, me, orgs, users, divisions, grids, grid_staffing, grid_rating, roles, permissions, menus,
+                   dictionary, devices, audit):
         api.register_blueprint(module.blp)
     app.register_blueprint(health.bp)
     try:

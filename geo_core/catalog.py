@@ -41,10 +41,15 @@ PERMISSIONS: dict[str, str] = {
     "grid:edit": "维护网格（绘制、编辑、拆分、合并）",
     "grid:import": "导入网格",
     "grid:export": "导出网格",
+    "grid:rate": "配置与执行网格评级",
+    "grid:assign": "分配网格人员/移交网格",
+    "assistant:read": "查看网格三员",
+    "assistant:edit": "维护网格三员",
 }
 
 # Permissions introduced after the first release: synced into existing built-in roles on upgrade.
-NEW_SINCE_CREATION = frozenset({"grid:read", "grid:edit", "grid:import", "grid:export"})
+NEW_SINCE_CREATION = frozenset({"grid:read", "grid:edit", "grid:import", "grid:export", "grid:rate", "grid:assign",
+                                "assistant:read", "assistant:edit"})
 
 READ_ONLY = {"map:view", "grid:read", "org:read", "user:read", "role:read", "permission:read", "menu:read", "dict:read"}
 
@@ -98,16 +103,17 @@ ROLES: tuple[RoleSpec, ...] = (
         DataScope.org_subtree,
         frozenset(READ_ONLY | {"user:edit", "user:export", "user:import", "device:read", "device:edit",
                                "org:export", "audit:read", "user:reset_password", "grid:edit", "grid:import",
-                               "grid:export"}),
+                               "grid:export", "grid:rate", "grid:assign", "assistant:read", "assistant:edit"}),
     ),
     RoleSpec(
         "sub_branch_leader",
         "二级支行/网点负责人",
         DataScope.org_subtree,
-        frozenset(READ_ONLY | {"user:export", "device:read", "device:edit", "grid:edit", "grid:export"}),
+        frozenset(READ_ONLY | {"user:export", "device:read", "device:edit", "grid:edit", "grid:export",
+                               "grid:assign", "assistant:read", "assistant:edit"}),
     ),
     RoleSpec("account_manager", "客户经理", DataScope.self,
-             frozenset({"map:view", "org:read", "dict:read", "grid:read"})),
+             frozenset({"map:view", "org:read", "dict:read", "grid:read", "assistant:read"})),
     RoleSpec("grid_assistant", "网格协管员", DataScope.self, frozenset({"map:view", "dict:read", "grid:read"})),
 )
 

@@ -16,3 +16,9 @@ __all__ += ["Grid", "GridMember"]
 from geo_core.pois.models import Poi  # noqa: E402
 
 __all__ += ["Poi"]
+from geo_core.grids.staffing_models import GridAssignment, GridAssistant, Handover  # noqa: E402
+
+__all__ += ["GridAssignment", "GridAssistant", "Handover"]
+from geo_core.grids.rating import GridRating, RatingScheme  # noqa: E402
+
+__all__ += ["GridRating", "RatingScheme"]

@@ -20,3 +20,15 @@ def place_all_points() -> list[dict]:
         log.info("placed %s: %d of %d points, %d changed", table, result.placed, result.points, result.changed)
         progress(done, len(tables))
     return results
+
+
+def rate_all_grids(scheme_code: str | None = None) -> dict:
+    """Rate every active physical grid with the (default) active scheme. One statement, one transaction."""
+    from geo_core.grids.rating import get_scheme, rate_grids
+
+    with job_session("rate_all_grids") as session:
+        scheme = get_scheme(session, scheme_code)
+        rows = rate_grids(session, scheme)
+    progress(rows, rows)
+    log.info("rated %d grids with scheme %s", rows, scheme.code)
+    return {"scheme": scheme.code, "rated": rows}

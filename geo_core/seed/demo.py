@@ -171,8 +171,10 @@ def seed_demo(session: Session, scale: str = "small", *, iterations: int = 150_0
     session.execute(user_roles.insert(), [{"user_id": u.id, "role_id": roles[r].id} for u, r in users])
     session.flush()
     from geo_core.seed.grids import seed_grids
+    from geo_core.seed.staffing import seed_staffing
 
     n_grids = seed_grids(session, scale)
+    seed_staffing(session)
     return SeedSummary(orgs=len(orgs), users=len(users), divisions=n_div, grids=n_grids,
                        logins=demo_logins(session))
 

@@ -212,3 +212,20 @@ def test_summary_counts_within_scope(client, login):
                                                                    else "too_large"))
     yuelu = _grid(client, login("admin"), "G430104007")
     assert client.get(f"{TS}/{yuelu['id']}/summary", headers=h).status_code == 404
+
+
+def test_assigned_staff_can_read_their_grids_but_not_edit(client, login):
+    """An account manager (scope: self) sees the grids he holds a post on — 「我的网格」 — read-only."""
+    h = login("am_430102_1_1")
+    mine = client.get(f"{TS}?page_size=500", headers=h).get_json()
+    assert mine["total"] >= 1
+    me = client.get("/api/v1/me", headers=h).get_json()
+    posts = client.get(f"/api/v1/users/{me['id']}/grid-assignments", headers=h).get_json()
+    held = {p["grid_id"] for p in (posts["items"] if isinstance(posts, dict) else posts)}
+    assert held and held <= {g["id"] for g in mine["items"]}
+    gid = next(iter(held))
+    assert client.get(f"{TS}/{gid}", headers=h).status_code == 200
+    assert client.patch(f"{TS}/{gid}", json={"name": "x"}, headers=h).status_code == 403  # lacks grid:edit
+    # another branch's grid stays invisible
+    yuelu = _grid(client, login("admin"), "G430104007")
+    assert client.get(f"{TS}/{yuelu['id']}", headers=h).status_code == 404
