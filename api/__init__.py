@@ -50,6 +50,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         devices,
         dictionary,
         divisions,
+        grid_balancing,
         grid_rating,
         grid_staffing,
         grids,
@@ -62,8 +63,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         users,
     )
 
-    for module in (auth, me, orgs, users, divisions, grids, grid_staffing, grid_rating, roles, permissions, menus,
-                   dictionary, devices, audit):
+    for module in (auth, me, orgs, users, divisions, grids, grid_staffing, grid_rating, grid_balancing, roles,
+                   permissions, menus, dictionary, devices, audit):
         api.register_blueprint(module.blp)
     app.register_blueprint(health.bp)
     try:

@@ -333,8 +333,9 @@ def _move_post(session: Session, actor: Principal, old: GridAssignment, to_user:
 
 
 def hand_over_grid(session: Session, actor: Principal, grid_id: int, *, from_user_id: int, to_user_id: int,
-                   reason: str | None, include_customers: bool = False) -> Handover:
-    """Move every current post of one user on a grid to another user, in one transaction (all or nothing)."""
+                   reason: str | None, include_customers: bool = False,
+                   only_posts: tuple[GridPost, ...] | None = None) -> Handover:
+    """Move every current post (or only `only_posts`) of one user on a grid to another, all or nothing."""
     grid = get_grid(session, grid_id)
     reason = _reason(reason)
     if from_user_id == to_user_id:
@@ -342,7 +343,8 @@ def hand_over_grid(session: Session, actor: Principal, grid_id: int, *, from_use
     posts = list(session.scalars(
         select(GridAssignment)
         .where(GridAssignment.grid_id == grid.id, GridAssignment.user_id == from_user_id,
-               GridAssignment.valid_to.is_(None))
+               GridAssignment.valid_to.is_(None),
+               GridAssignment.post.in_(only_posts) if only_posts else GridAssignment.valid_to.is_(None))
         .order_by(GridAssignment.post, GridAssignment.id)
         .with_for_update()
     )) if valid_id(from_user_id) else []
