@@ -61,10 +61,11 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         permissions,
         roles,
         users,
+        watch_items,
     )
 
     for module in (auth, me, orgs, users, divisions, grids, grid_staffing, grid_rating, grid_balancing, roles,
-                   permissions, menus, dictionary, devices, audit):
+                   permissions, menus, dictionary, devices, audit, watch_items):
         api.register_blueprint(module.blp)
     app.register_blueprint(health.bp)
     try:

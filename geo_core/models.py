@@ -22,3 +22,6 @@ __all__ += ["GridAssignment", "GridAssistant", "Handover"]
 from geo_core.grids.rating import GridRating, RatingScheme  # noqa: E402
 
 __all__ += ["GridRating", "RatingScheme"]
+from geo_core.watch.models import WatchItem  # noqa: E402
+
+__all__ += ["WatchItem"]

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 # tables holding points: geometry column, H3 column, grid column
 POINT_TABLES = {
     "pois": ("geom", "h3_r10", "grid_id"),
+    "watch_items": ("geom", "h3_r10", "grid_id"),
 }
 
 
@@ -32,7 +33,9 @@ def fill_h3(session: Session, table: str) -> int:
     import h3
 
     geom, h3col, _ = POINT_TABLES[table]
-    rows = session.execute(text(f"SELECT id, ST_X({geom}), ST_Y({geom}) FROM {table} WHERE {h3col} IS NULL")).all()
+    rows = session.execute(text(
+        f"SELECT id, ST_X({geom}), ST_Y({geom}) FROM {table} WHERE {h3col} IS NULL AND {geom} IS NOT NULL"
+    )).all()
     if rows:
         session.execute(
             text(f"UPDATE {table} SET {h3col} = v.cell FROM (SELECT unnest(CAST(:ids AS integer[])) AS id,"
@@ -69,7 +72,8 @@ def place_points(session: Session, table: str) -> PlacementResult:
     """)).rowcount
     changed += session.execute(text(f"""
         UPDATE {table} t SET {gridcol} = NULL
-        WHERE t.{gridcol} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM gm_placement c WHERE c.id = t.id)
+        WHERE t.{gridcol} IS NOT NULL AND t.{geom} IS NOT NULL
+          AND NOT EXISTS (SELECT 1 FROM gm_placement c WHERE c.id = t.id)
     """)).rowcount
     total = session.scalar(text(f"SELECT count(*) FROM {table}"))
     session.execute(text("SELECT set_config('gm.audit_mode', '', true)"))

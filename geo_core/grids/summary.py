@@ -22,6 +22,9 @@ def grid_summary(session: Session, grid_id: int) -> dict[str, Any]:
     pois = dict(session.execute(text(
         "SELECT p.category, count(*) FROM pois p JOIN grids g ON g.id = p.grid_id "
         "WHERE g.path <@ CAST(:path AS ltree) GROUP BY 1"), {"path": str(grid.path)}).all())
+    watch = session.scalar(text(
+        "SELECT count(*) FROM watch_items w JOIN grids g ON g.id = w.grid_id WHERE g.path <@ CAST(:path AS ltree)"),
+        {"path": str(grid.path)})
     outlets = list(session.execute(
         select(Org.id, Org.code, Org.name).join(Grid, Grid.id == grid.id)
         .where(Org.level == OrgLevel.outlet, func.ST_Intersects(Grid.geom, Org.location))
@@ -37,9 +40,11 @@ def grid_summary(session: Session, grid_id: int) -> dict[str, Any]:
         "households": {"estimate": households, "range": [low, high], "flag": flag},
         "pois": {"total": sum(pois.values()), "by_category": pois},
         "outlets": [{"id": i, "code": c, "name": n} for i, c, n in outlets],
+        "watch_items": watch,
         "layers": [
             {"id": "grids", "name": "下级网格", "url": f"/api/v1/grids/geojson?parent_id={grid.id}"},
             {"id": "outlets", "name": "营业网点", "url": "/api/v1/orgs/geojson?level=outlet"},
             {"id": "pois", "name": "经济单元", "url": "/api/v1/pois/geojson"},
+            {"id": "watch_items", "name": "我的关注", "url": f"/api/v1/watch-items/geojson?grid_id={grid.id}"},
         ],
     }
