@@ -59,13 +59,14 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         menus,
         orgs,
         permissions,
+        pois,
         roles,
         users,
         watch_items,
     )
 
     for module in (auth, me, orgs, users, divisions, grids, grid_staffing, grid_rating, grid_balancing, roles,
-                   permissions, menus, dictionary, devices, audit, watch_items):
+                   permissions, menus, dictionary, devices, audit, watch_items, pois):
         api.register_blueprint(module.blp)
     app.register_blueprint(health.bp)
     try:

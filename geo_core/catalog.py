@@ -45,13 +45,18 @@ PERMISSIONS: dict[str, str] = {
     "grid:assign": "分配网格人员/移交网格",
     "assistant:read": "查看网格三员",
     "assistant:edit": "维护网格三员",
+    "poi:read": "查看经济单元",
+    "poi:edit": "维护经济单元",
+    "place:search": "地图关键字搜索",
 }
 
 # Permissions introduced after the first release: synced into existing built-in roles on upgrade.
 NEW_SINCE_CREATION = frozenset({"grid:read", "grid:edit", "grid:import", "grid:export", "grid:rate", "grid:assign",
-                                "assistant:read", "assistant:edit"})
+                                "assistant:read", "assistant:edit", "poi:read", "poi:edit", "place:search"})
 
 READ_ONLY = {"map:view", "grid:read", "org:read", "user:read", "role:read", "permission:read", "menu:read", "dict:read"}
+# Held by every built-in role: POIs are public reference data, keyword search is a map tool.
+EVERYONE = frozenset({"poi:read", "place:search"})
 
 
 @dataclass(frozen=True)
@@ -101,20 +106,22 @@ ROLES: tuple[RoleSpec, ...] = (
         "branch_leader",
         "支行行长",
         DataScope.org_subtree,
-        frozenset(READ_ONLY | {"user:edit", "user:export", "user:import", "device:read", "device:edit",
-                               "org:export", "audit:read", "user:reset_password", "grid:edit", "grid:import",
-                               "grid:export", "grid:rate", "grid:assign", "assistant:read", "assistant:edit"}),
+        frozenset(READ_ONLY | EVERYONE | {"user:edit", "user:export", "user:import", "device:read", "device:edit",
+                                          "org:export", "audit:read", "user:reset_password", "grid:edit",
+                                          "grid:import", "grid:export", "grid:rate", "grid:assign", "assistant:read",
+                                          "assistant:edit", "poi:edit"}),
     ),
     RoleSpec(
         "sub_branch_leader",
         "二级支行/网点负责人",
         DataScope.org_subtree,
-        frozenset(READ_ONLY | {"user:export", "device:read", "device:edit", "grid:edit", "grid:export",
-                               "grid:assign", "assistant:read", "assistant:edit"}),
+        frozenset(READ_ONLY | EVERYONE | {"user:export", "device:read", "device:edit", "grid:edit", "grid:export",
+                                          "grid:assign", "assistant:read", "assistant:edit", "poi:edit"}),
     ),
     RoleSpec("account_manager", "客户经理", DataScope.self,
-             frozenset({"map:view", "org:read", "dict:read", "grid:read", "assistant:read"})),
-    RoleSpec("grid_assistant", "网格协管员", DataScope.self, frozenset({"map:view", "dict:read", "grid:read"})),
+             frozenset(EVERYONE | {"map:view", "org:read", "dict:read", "grid:read", "assistant:read"})),
+    RoleSpec("grid_assistant", "网格协管员", DataScope.self,
+             frozenset(EVERYONE | {"map:view", "dict:read", "grid:read"})),
 )
 
 DICT_TYPES: tuple[tuple[str, str, ValueType, tuple[tuple[str, str, str | None], ...]], ...] = (

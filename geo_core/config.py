@@ -10,6 +10,8 @@ from sqlalchemy.engine import make_url
 
 DEFAULT_DATABASE_URL = "postgresql://gridmarket:gridmarket@127.0.0.1:5432/gridmarket"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_BAIDU_PLACE_URL = "https://api.map.baidu.com/place/v2/search"
+DEFAULT_GAODE_PLACE_URL = "https://restapi.amap.com/v3/place/text"
 
 
 class SettingsError(ValueError):
@@ -27,6 +29,16 @@ def _int(env: dict[str, str], key: str, default: int, minimum: int = 0) -> int:
     if value < minimum:
         raise SettingsError(f"{key} must be >= {minimum}, got {value}")
     return value
+
+
+def _float(env: dict[str, str], key: str, default: float) -> float:
+    raw = env.get(key)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{key} must be a number, got {raw!r}") from exc
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -60,6 +72,13 @@ class Settings:
     trusted_proxies: int = 0
     log_level: str = "INFO"
     queue_names: tuple[str, ...] = field(default=("default", "imports"))
+    # Keyword place search (地图关键字搜索): a provider without a key is disabled.
+    baidu_ak: str = field(default="", repr=False)
+    gaode_key: str = field(default="", repr=False)
+    baidu_place_url: str = DEFAULT_BAIDU_PLACE_URL
+    gaode_place_url: str = DEFAULT_GAODE_PLACE_URL
+    place_timeout_s: float = 5.0
+    place_rate_per_s: float = 5.0
 
     def __post_init__(self) -> None:
         if not self.app_database_url:
@@ -70,6 +89,13 @@ class Settings:
             raise SettingsError("GM_APP_DB_ROLE must be a plain SQL identifier")
         if self.lockout_threshold < 1:
             raise SettingsError("GM_LOCKOUT_THRESHOLD must be >= 1")
+        for name, url in (("GM_BAIDU_PLACE_URL", self.baidu_place_url), ("GM_GAODE_PLACE_URL", self.gaode_place_url)):
+            if not url.startswith(("http://", "https://")):
+                raise SettingsError(f"{name} must be an http(s) URL")
+        if not 0 < self.place_timeout_s <= 60:
+            raise SettingsError("GM_PLACE_TIMEOUT must be > 0 and <= 60 seconds")
+        if not 0 < self.place_rate_per_s <= 1000:
+            raise SettingsError("GM_PLACE_RATE must be > 0 and <= 1000 requests per second")
 
     def _derive_app_url(self) -> str:
         url = make_url(sqlalchemy_url(self.database_url))
@@ -124,6 +150,12 @@ class Settings:
             ),
             trusted_proxies=_int(env, "GM_TRUSTED_PROXIES", 0, 0),
             log_level=env.get("GM_LOG_LEVEL", "INFO"),
+            baidu_ak=env.get("GM_BAIDU_AK", "").strip(),
+            gaode_key=env.get("GM_GAODE_KEY", "").strip(),
+            baidu_place_url=env.get("GM_BAIDU_PLACE_URL") or DEFAULT_BAIDU_PLACE_URL,
+            gaode_place_url=env.get("GM_GAODE_PLACE_URL") or DEFAULT_GAODE_PLACE_URL,
+            place_timeout_s=_float(env, "GM_PLACE_TIMEOUT", 5.0),
+            place_rate_per_s=_float(env, "GM_PLACE_RATE", 5.0),
         )
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]
