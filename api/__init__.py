@@ -51,6 +51,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         dictionary,
         divisions,
         grid_balancing,
+        grid_files,
         grid_rating,
         grid_staffing,
         grids,
@@ -66,7 +67,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     )
 
     for module in (auth, me, orgs, users, divisions, grids, grid_staffing, grid_rating, grid_balancing, roles,
-                   permissions, menus, dictionary, devices, audit, watch_items, pois):
+                   permissions, menus, dictionary, devices, audit, watch_items, pois, grid_files):
         api.register_blueprint(module.blp)
     app.register_blueprint(health.bp)
     try:
