@@ -6,6 +6,8 @@ geometries are stored in WGS84 and converted exactly on the way in and out.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from flask import request
@@ -48,6 +50,22 @@ def to_wgs84(geometry: dict[str, Any] | None, crs: str) -> dict[str, Any] | None
 
 def from_wgs84(obj: dict[str, Any], crs: str) -> dict[str, Any]:
     return obj if crs == "wgs84" else transform_geojson(obj, "wgs84", crs)
+
+
+@contextmanager
+def errors_in(crs: str) -> Iterator[None]:
+    """Topology/validity error geometries (overlaps, overhang, invalid location) in the request's crs."""
+    try:
+        yield
+    except ValidationFailed as exc:
+        detail = exc.detail or {}
+        if crs != "wgs84" and detail:
+            for item in [detail.get("outside_parent"), *(detail.get("overlaps") or [])]:
+                if item and item.get("geometry"):
+                    item["geometry"] = from_wgs84(item["geometry"], crs)
+            if detail.get("location"):
+                detail["location"] = from_wgs84(detail["location"], crs)
+        raise
 
 
 class CrsArgs(BaseSchema):
@@ -169,9 +187,10 @@ class Grids(MethodView):
                                        "(`detail.overlaps`, `detail.outside_parent` with geometries)")
     def post(self, data: dict[str, Any], args: dict[str, Any]) -> dict[str, Any]:
         """Create a grid; the geometry must be valid, inside its parent and not overlap its siblings"""
-        crs = parse_crs(args["crs"]) if args.get("crs") else "wgs84"
+        crs = crs_arg()
         data["geometry"] = to_wgs84(data.get("geometry"), crs)
-        return dump(service.create_grid(db(), principal(), data, repair=args["repair"]), crs)
+        with errors_in(crs):
+            return dump(service.create_grid(db(), principal(), data, repair=args["repair"]), crs)
 
 
 @blp.route("/<int:grid_id>")
@@ -192,7 +211,8 @@ class GridById(MethodView):
         crs = crs_arg()
         if "geometry" in data:
             data["geometry"] = to_wgs84(data["geometry"], crs)
-        return dump(service.update_grid(db(), principal(), grid_id, data, repair=args["repair"]), crs)
+        with errors_in(crs):
+            return dump(service.update_grid(db(), principal(), grid_id, data, repair=args["repair"]), crs)
 
     @requires("grid:edit")
     @blp.response(204)
@@ -233,7 +253,9 @@ class GridRebuild(MethodView):
     @blp.response(200, GridSchema)
     def post(self, args: dict[str, Any], grid_id: int) -> dict[str, Any]:
         """Rebuild a parent grid's boundary as the union of its children"""
-        return dump(service.rebuild_from_children(db(), principal(), grid_id), crs_arg())
+        crs = crs_arg()
+        with errors_in(crs):
+            return dump(service.rebuild_from_children(db(), principal(), grid_id), crs)
 
 
 @blp.route("/geojson")

@@ -6,9 +6,12 @@ sessionStorage. This blueprint needs nothing from the app beyond being registere
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any
 
-from flask import Blueprint, abort, current_app, redirect, render_template, send_from_directory, url_for
+from flask import Blueprint, Flask, abort, current_app, redirect, render_template, send_from_directory, url_for
+from flask.blueprints import BlueprintSetupState
 from flask.typing import ResponseReturnValue
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
@@ -18,6 +21,28 @@ NODE_MODULES = WEB_DIR / "node_modules"
 VENDOR_DIRS: dict[str, Path] = {
     "leaflet": NODE_MODULES / "leaflet" / "dist",
     "swagger-ui": NODE_MODULES / "swagger-ui-dist",
+    "leaflet-geoman": NODE_MODULES / "@geoman-io" / "leaflet-geoman-free" / "dist",
+    "proj4": NODE_MODULES / "proj4" / "dist",
+    "proj4leaflet": NODE_MODULES / "proj4leaflet" / "src",
+}
+
+# Online base maps of the grid editor (app config keys; each may also come from the env as GM_<KEY>).
+# No tile is requested unless the user picks that base map. An empty URL (or, for Tianditu, no key)
+# disables the choice. Point the URLs at an intranet tile proxy where the internet is not reachable.
+MAP_CONFIG_DEFAULTS: dict[str, str] = {
+    # 高德: GCJ-02, standard Web Mercator tiling; {s} = 1..4
+    "MAP_GAODE_URL": "https://webrd0{s}.is.autonavi.com/appmaptile?lang=zh_cn&size=1&scale=1&style=8"
+                     "&x={x}&y={y}&z={z}",
+    # 百度: BD-09 on Baidu's own Mercator tile grid (y counts north from the equator); {s} = 0..3
+    "MAP_BAIDU_URL": "https://maponline{s}.bdimg.com/tile/?qt=vtile&x={x}&y={y}&z={z}&styles=pl&scaler=1",
+    # 天地图: WGS84 (CGCS2000) vector + labels in Web Mercator (vec_w, cva_w); needs a key; {s} = 0..7
+    "MAP_TIANDITU_KEY": "",
+    "MAP_TIANDITU_VEC_URL": "https://t{s}.tianditu.gov.cn/vec_w/wmts?SERVICE=WMTS&REQUEST=GetTile&VERSION=1.0.0"
+                            "&LAYER=vec&STYLE=default&TILEMATRIXSET=w&FORMAT=tiles&TILEMATRIX={z}&TILEROW={y}"
+                            "&TILECOL={x}&tk={tk}",
+    "MAP_TIANDITU_CVA_URL": "https://t{s}.tianditu.gov.cn/cva_w/wmts?SERVICE=WMTS&REQUEST=GetTile&VERSION=1.0.0"
+                            "&LAYER=cva&STYLE=default&TILEMATRIXSET=w&FORMAT=tiles&TILEMATRIX={z}&TILEROW={y}"
+                            "&TILECOL={x}&tk={tk}",
 }
 
 # Admin table pages: URL entity -> page title. Columns and API paths live in web/static/js/admin-table.js.
@@ -44,6 +69,31 @@ bp = Blueprint(
     static_folder=str(WEB_DIR / "static"),
     static_url_path="/assets",
 )
+
+
+@bp.record_once
+def _map_config_defaults(state: BlueprintSetupState) -> None:
+    """Fill the optional base-map config keys: app config first, then GM_<KEY> from the env, then the default."""
+    app: Flask = state.app
+    for key, default in MAP_CONFIG_DEFAULTS.items():
+        if app.config.get(key) is None:
+            env = os.environ.get(f"GM_{key}")
+            app.config[key] = (env if env is not None else default).strip()
+
+
+def basemap_config() -> dict[str, Any]:
+    """What web/static/js/map/basemaps.js needs to offer the online base maps (no secrets beyond the tile key)."""
+    cfg = current_app.config
+    tk = cfg.get("MAP_TIANDITU_KEY") or ""
+    return {
+        "gaode": {"url": cfg.get("MAP_GAODE_URL") or ""},
+        "baidu": {"url": cfg.get("MAP_BAIDU_URL") or ""},
+        "tianditu": {
+            "key": tk,
+            "vec_url": cfg.get("MAP_TIANDITU_VEC_URL") or "",
+            "cva_url": cfg.get("MAP_TIANDITU_CVA_URL") or "",
+        },
+    }
 
 
 @bp.context_processor
@@ -91,6 +141,13 @@ def app_map() -> ResponseReturnValue:
         tile_url=current_app.config.get("MAP_TILE_URL") or "",
         tile_attribution=current_app.config.get("MAP_TILE_ATTRIBUTION") or "",
     )
+
+
+@bp.get("/app/grids")
+def app_grids() -> ResponseReturnValue:
+    missing = [p for p in ("leaflet", "leaflet-geoman", "proj4", "proj4leaflet") if not vendor_available(p)]
+    return render_template("app/grids.html", page_title="网格管理", vendor_missing=missing,
+                           basemaps=basemap_config())
 
 
 @bp.get("/app/system/<entity>")

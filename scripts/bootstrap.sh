@@ -41,3 +41,9 @@ if [ ! -f "$wstamp" ] || [ "$(cat "$wstamp")" != "$wwant" ]; then
   (cd web && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
   echo "$wwant" > "$wstamp"
 fi
+
+# Headless browser for the end-to-end tests (tests/e2e) and scripts/screenshots.mjs: only when asked
+# (make test asks; make run does not need it).
+if [ "${GM_WITH_BROWSER:-0}" = "1" ] && [ ! -x /usr/bin/chromium ]; then
+  apt_install chromium
+fi

@@ -229,3 +229,16 @@ def test_assigned_staff_can_read_their_grids_but_not_edit(client, login):
     # another branch's grid stays invisible
     yuelu = _grid(client, login("admin"), "G430104007")
     assert client.get(f"{TS}/{yuelu['id']}", headers=h).status_code == 404
+
+
+def test_topology_error_geometries_come_back_in_the_request_crs(client, login, township):
+    h = login("admin")
+    assert _create(client, h, township, "T-E1", _square_inside(township)).status_code == 201
+    overlapping = _square_inside(township, dx=0.002)
+    gcj = transform_geojson(overlapping, "wgs84", "gcj02")
+    body = {"code": "T-E2", "name": "x", "kind": "physical", "level": "community", "parent_id": township["id"],
+            "geometry": gcj}
+    r = client.post(f"{TS}?crs=gcj02", json=body, headers=h)
+    assert r.status_code == 422
+    overlap = shape(r.get_json()["detail"]["overlaps"][0]["geometry"])
+    assert overlap.within(shape(gcj).buffer(1e-7))  # drawn where the user drew, on the Gaode map
