@@ -47,6 +47,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     from api import (
         audit,
         auth,
+        customers,
         devices,
         dictionary,
         divisions,
@@ -67,7 +68,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     )
 
     for module in (auth, me, orgs, users, divisions, grids, grid_staffing, grid_rating, grid_balancing, roles,
-                   permissions, menus, dictionary, devices, audit, watch_items, pois, grid_files):
+                   permissions, menus, dictionary, devices, audit, watch_items, pois, grid_files,
+                   customers):
         api.register_blueprint(module.blp)
     app.register_blueprint(health.bp)
     try:

@@ -115,9 +115,9 @@ def seed_demo_cmd(scale: str, if_empty: bool) -> None:
                     click.echo(f"  {username:<16} {role} @ {org}")
                 return
             raise click.ClickException("the database already has organisations; seed an empty database")
-        summary = seed_demo(session, scale, iterations=settings.pbkdf2_iterations)
+        summary = seed_demo(session, scale, iterations=settings.pbkdf2_iterations, settings=settings)
     click.echo(f"seeded {summary.orgs} orgs, {summary.users} users, {summary.grids} grids, "
-               f"{summary.divisions} divisions ({scale})")
+               f"{summary.customers} customers, {summary.divisions} divisions ({scale})")
     click.echo(f"demo password for every demo user: {DEMO_PASSWORD}")
     for username, role, org in summary.logins:
         click.echo(f"  {username:<16} {role} @ {org}")

@@ -48,11 +48,18 @@ PERMISSIONS: dict[str, str] = {
     "poi:read": "查看经济单元",
     "poi:edit": "维护经济单元",
     "place:search": "地图关键字搜索",
+    "customer:read": "查看客户",
+    "customer:edit": "维护客户（建档、编辑、纠偏）",
+    "customer:assign": "批量分配客户网格/客户经理",
+    "customer:export": "导出客户",
+    "customer:reveal": "查看完整证件号码与电话（留痕）",
 }
 
 # Permissions introduced after the first release: synced into existing built-in roles on upgrade.
 NEW_SINCE_CREATION = frozenset({"grid:read", "grid:edit", "grid:import", "grid:export", "grid:rate", "grid:assign",
-                                "assistant:read", "assistant:edit", "poi:read", "poi:edit", "place:search"})
+                                "assistant:read", "assistant:edit", "poi:read", "poi:edit", "place:search",
+                                "customer:read", "customer:edit", "customer:assign", "customer:export",
+                                "customer:reveal"})
 
 READ_ONLY = {"map:view", "grid:read", "org:read", "user:read", "role:read", "permission:read", "menu:read", "dict:read"}
 # Held by every built-in role: POIs are public reference data, keyword search is a map tool.
@@ -109,19 +116,22 @@ ROLES: tuple[RoleSpec, ...] = (
         frozenset(READ_ONLY | EVERYONE | {"user:edit", "user:export", "user:import", "device:read", "device:edit",
                                           "org:export", "audit:read", "user:reset_password", "grid:edit",
                                           "grid:import", "grid:export", "grid:rate", "grid:assign", "assistant:read",
-                                          "assistant:edit", "poi:edit"}),
+                                          "assistant:edit", "poi:edit", "customer:read", "customer:edit",
+                                          "customer:assign", "customer:export", "customer:reveal"}),
     ),
     RoleSpec(
         "sub_branch_leader",
         "二级支行/网点负责人",
         DataScope.org_subtree,
         frozenset(READ_ONLY | EVERYONE | {"user:export", "device:read", "device:edit", "grid:edit", "grid:export",
-                                          "grid:assign", "assistant:read", "assistant:edit", "poi:edit"}),
+                                          "grid:assign", "assistant:read", "assistant:edit", "poi:edit",
+                                          "customer:read", "customer:edit", "customer:assign"}),
     ),
     RoleSpec("account_manager", "客户经理", DataScope.self,
-             frozenset(EVERYONE | {"map:view", "org:read", "dict:read", "grid:read", "assistant:read"})),
+             frozenset(EVERYONE | {"map:view", "org:read", "dict:read", "grid:read", "assistant:read",
+                                   "customer:read", "customer:edit"})),
     RoleSpec("grid_assistant", "网格协管员", DataScope.self,
-             frozenset(EVERYONE | {"map:view", "dict:read", "grid:read"})),
+             frozenset(EVERYONE | {"map:view", "dict:read", "grid:read", "customer:read"})),
 )
 
 DICT_TYPES: tuple[tuple[str, str, ValueType, tuple[tuple[str, str, str | None], ...]], ...] = (

@@ -70,6 +70,10 @@ class Settings:
     sso_audience: str = "gridmarket"
     sso_algorithms: tuple[str, ...] = ("RS256", "ES256")
     trusted_proxies: int = 0
+    # 国密 field encryption: SM4 key (32 hex chars) and the blind-index key; kept apart from secret_key so
+    # rotating the token signing key never touches stored data
+    sm4_key: str = field(default="", repr=False)
+    blind_index_key: str = field(default="", repr=False)
     log_level: str = "INFO"
     queue_names: tuple[str, ...] = field(default=("default", "imports"))
     # Keyword place search (地图关键字搜索): a provider without a key is disabled.
@@ -87,6 +91,10 @@ class Settings:
             raise SettingsError("GM_SECRET_KEY must be set to at least 32 characters")
         if not self.app_db_role.isidentifier():
             raise SettingsError("GM_APP_DB_ROLE must be a plain SQL identifier")
+        if self.sm4_key and (len(self.sm4_key) != 32 or any(c not in "0123456789abcdefABCDEF" for c in self.sm4_key)):
+            raise SettingsError("GM_SM4_KEY must be 32 hex characters (a 128-bit SM4 key)")
+        if self.blind_index_key and len(self.blind_index_key) < 32:
+            raise SettingsError("GM_BLIND_INDEX_KEY must be at least 32 characters")
         if self.lockout_threshold < 1:
             raise SettingsError("GM_LOCKOUT_THRESHOLD must be >= 1")
         for name, url in (("GM_BAIDU_PLACE_URL", self.baidu_place_url), ("GM_GAODE_PLACE_URL", self.gaode_place_url)):
@@ -149,6 +157,8 @@ class Settings:
                 a.strip() for a in env.get("GM_SSO_ALGORITHMS", "RS256,ES256").split(",") if a.strip()
             ),
             trusted_proxies=_int(env, "GM_TRUSTED_PROXIES", 0, 0),
+            sm4_key=env.get("GM_SM4_KEY", ""),
+            blind_index_key=env.get("GM_BLIND_INDEX_KEY", ""),
             log_level=env.get("GM_LOG_LEVEL", "INFO"),
             baidu_ak=env.get("GM_BAIDU_AK", "").strip(),
             gaode_key=env.get("GM_GAODE_KEY", "").strip(),

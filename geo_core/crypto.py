@@ -84,3 +84,62 @@ def check_password_policy(password: str) -> list[str]:
     if all(c.isalnum() for c in password):
         problems.append("密码须包含特殊字符")
     return problems
+
+
+# -- SM4 field encryption and SM3-HMAC blind indexes -----------------------------------------------
+# Ciphertext layout: version (1 byte) | key id (1 byte) | nonce (12) | SM4-GCM ciphertext | tag (16).
+# The blind index is HMAC-SM3 over the normalised value with a separate key: equal values give equal
+# indexes (exact search) and the index reveals nothing else.
+
+FIELD_VERSION = 1
+
+
+class CryptoNotConfigured(RuntimeError):
+    """Sensitive fields need GM_SM4_KEY and GM_BLIND_INDEX_KEY."""
+
+
+def _sm4_key(key_hex: str) -> bytes:
+    try:
+        key = bytes.fromhex(key_hex)
+    except ValueError as exc:
+        raise CryptoNotConfigured("GM_SM4_KEY must be 32 hex characters (128-bit SM4 key)") from exc
+    if len(key) != 16:
+        raise CryptoNotConfigured("GM_SM4_KEY must be 32 hex characters (128-bit SM4 key)")
+    return key
+
+
+def sm4_encrypt(plaintext: str, key_hex: str, key_id: int = 1, aad: bytes = b"") -> bytes:
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    if not key_hex:
+        raise CryptoNotConfigured("GM_SM4_KEY is not configured")
+    nonce = os.urandom(12)
+    enc = Cipher(algorithms.SM4(_sm4_key(key_hex)), modes.GCM(nonce)).encryptor()
+    enc.authenticate_additional_data(aad)
+    body = enc.update(plaintext.encode("utf-8")) + enc.finalize()
+    return bytes([FIELD_VERSION, key_id]) + nonce + body + enc.tag
+
+
+def sm4_decrypt(blob: bytes, key_hex: str, aad: bytes = b"") -> str:
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    if not key_hex:
+        raise CryptoNotConfigured("GM_SM4_KEY is not configured")
+    blob = bytes(blob)
+    if len(blob) < 30 or blob[0] != FIELD_VERSION:
+        raise ValueError("not an SM4 field ciphertext")
+    nonce, body, tag = blob[2:14], blob[14:-16], blob[-16:]
+    dec = Cipher(algorithms.SM4(_sm4_key(key_hex)), modes.GCM(nonce, tag)).decryptor()
+    dec.authenticate_additional_data(aad)
+    return (dec.update(body) + dec.finalize()).decode("utf-8")
+
+
+def blind_index(value: str, key: str, purpose: str) -> str:
+    """HMAC-SM3(key, purpose || value) as hex; `purpose` keeps indexes of different fields apart."""
+    from cryptography.hazmat.primitives import hmac as chmac
+
+    if not key:
+        raise CryptoNotConfigured("GM_BLIND_INDEX_KEY is not configured")
+    mac = chmac.HMAC(key.encode("utf-8"), hashes.SM3())
+    mac.update(f"{purpose}\x00{value}".encode())
+    return mac.finalize().hex()

@@ -25,3 +25,6 @@ __all__ += ["GridRating", "RatingScheme"]
 from geo_core.watch.models import WatchItem  # noqa: E402
 
 __all__ += ["WatchItem"]
+from geo_core.customers.models import Customer  # noqa: E402
+
+__all__ += ["Customer"]

@@ -11,6 +11,15 @@ if [ -z "${GM_SECRET_KEY:-}" ]; then
   [ -s .run/secret_key ] || .venv/bin/python -c 'import secrets; print(secrets.token_urlsafe(48))' > .run/secret_key
   GM_SECRET_KEY=$(cat .run/secret_key); export GM_SECRET_KEY
 fi
+# 国密 field-encryption keys: generated once per installation, kept in .run/ (back them up with the DB)
+if [ -z "${GM_SM4_KEY:-}" ]; then
+  [ -s .run/sm4_key ] || .venv/bin/python -c 'import secrets; print(secrets.token_hex(16))' > .run/sm4_key
+  GM_SM4_KEY=$(cat .run/sm4_key); export GM_SM4_KEY
+fi
+if [ -z "${GM_BLIND_INDEX_KEY:-}" ]; then
+  [ -s .run/blind_index_key ] || .venv/bin/python -c 'import secrets; print(secrets.token_urlsafe(32))' > .run/blind_index_key
+  GM_BLIND_INDEX_KEY=$(cat .run/blind_index_key); export GM_BLIND_INDEX_KEY
+fi
 export PROMETHEUS_MULTIPROC_DIR="$PWD/.run/prometheus"
 rm -rf "$PROMETHEUS_MULTIPROC_DIR"; mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
 

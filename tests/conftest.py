@@ -18,6 +18,8 @@ from sqlalchemy.orm import sessionmaker
 os.environ.setdefault("GM_SECRET_KEY", "test-secret-key-test-secret-key-0123456789")
 os.environ.setdefault("GM_PBKDF2_ITERATIONS", "1000")  # fast hashes in tests; production uses 150,000
 os.environ.setdefault("GM_LOG_LEVEL", "WARNING")
+os.environ.setdefault("GM_SM4_KEY", "0123456789abcdef0123456789abcdef")
+os.environ.setdefault("GM_BLIND_INDEX_KEY", "test-blind-index-key-test-blind-index-key")
 
 from geo_core.config import Settings  # noqa: E402
 
@@ -55,7 +57,7 @@ def migrated_db(settings: Settings) -> Settings:
     _recreate_database(settings, TEST_DB)
     upgrade_database(settings)
     with make_session_factory(owner_engine(settings)).begin() as session:
-        seed_demo(session, "small", iterations=settings.pbkdf2_iterations)
+        seed_demo(session, "small", iterations=settings.pbkdf2_iterations, settings=settings)
     return settings
 
 

@@ -236,9 +236,9 @@ def _dependents(session: Session, grid_id: int) -> dict[str, int]:
 def delete_grid(session: Session, grid_id: int) -> None:
     grid = get_grid(session, grid_id)
     deps = _dependents(session, grid.id)
-    if deps["children"] or deps["members"]:
-        raise Conflict(f"网格下仍有 {deps['children']} 个下级网格、{deps['members']} 个成员，请先移走",
-                       code="GRID_HAS_DEPENDENTS", detail=deps)
+    if deps["children"] or deps["members"] or deps.get("customers"):
+        raise Conflict(f"网格下仍有 {deps['children']} 个下级网格、{deps['members']} 个成员、"
+                       f"{deps.get('customers', 0)} 个客户，请先移走", code="GRID_HAS_DEPENDENTS", detail=deps)
     session.delete(grid)
     session.flush()
 

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from geo_core import crypto
 from geo_core.catalog import sync_catalog
+from geo_core.config import Settings
 from geo_core.orgs.models import Org, OrgLevel
 from geo_core.users.models import Role, User, user_roles
 
@@ -38,6 +39,7 @@ class SeedSummary:
     users: int
     divisions: int
     grids: int
+    customers: int
     logins: list[tuple[str, str, str]]  # (username, role name, org name)
 
 
@@ -105,7 +107,8 @@ def _person_name(rng: random.Random) -> str:
     return rng.choice(SURNAMES) + "".join(rng.choice(GIVEN) for _ in range(rng.choice((1, 2))))
 
 
-def seed_demo(session: Session, scale: str = "small", *, iterations: int = 150_000) -> SeedSummary:
+def seed_demo(session: Session, scale: str = "small", *, iterations: int = 150_000,
+              settings: Settings | None = None) -> SeedSummary:
     """Seed catalog, divisions, orgs and users. Run as the owner (bypasses RLS) on an empty database."""
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}; choose one of {', '.join(SCALES)}")
@@ -175,8 +178,13 @@ def seed_demo(session: Session, scale: str = "small", *, iterations: int = 150_0
 
     n_grids = seed_grids(session, scale)
     seed_staffing(session)
+    n_customers = 0
+    if settings is not None:
+        from geo_core.seed.customers import seed_customers
+
+        n_customers = seed_customers(session, settings, scale)
     return SeedSummary(orgs=len(orgs), users=len(users), divisions=n_div, grids=n_grids,
-                       logins=demo_logins(session))
+                       customers=n_customers, logins=demo_logins(session))
 
 
 SHOWN_LOGINS = ("admin", "bl_430102", "sbl_430102_1", "am_430102_1_1", "ga_430102_1", "bl_430104")
