@@ -150,6 +150,13 @@ def app_grids() -> ResponseReturnValue:
                            basemaps=basemap_config())
 
 
+@bp.get("/app/grids/balance")
+def app_grid_balance() -> ResponseReturnValue:
+    missing = [p for p in ("leaflet", "proj4", "proj4leaflet") if not vendor_available(p)]
+    return render_template("app/grid_balance.html", page_title="网格平衡", vendor_missing=missing,
+                           basemaps=basemap_config())
+
+
 @bp.get("/app/system/<entity>")
 def system_table(entity: str) -> ResponseReturnValue:
     title = SYSTEM_ENTITIES.get(entity)

@@ -80,6 +80,7 @@ MENUS: tuple[MenuSpec, ...] = (
     MenuSpec("home", "首页", "/app", icon="home"),
     MenuSpec("map", "网格地图", "/app/map", "map:view", icon="map"),
     MenuSpec("grids", "网格管理", "/app/grids", "grid:read", icon="grid"),
+    MenuSpec("grid_balance", "网格平衡", "/app/grids/balance", "grid:assign", icon="team"),
     MenuSpec(
         "system",
         "系统管理",

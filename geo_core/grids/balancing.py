@@ -7,6 +7,8 @@ from today's assignment and repeatedly moves one unlocked grid from a manager to
 split the giver's grids into disconnected pieces is not taken, so each manager's grids stay
 contiguous where they were. It reports before/after loads, CV and compactness (Polsby-Popper of each
 manager's union), and the moves, which are applied as audited hand-overs of the account-manager post.
+A grid worked by several of the chosen managers is shared: each carries an equal share of its load
+and it is not moved.
 Customers (counts and value) join the load when the customers issue lands.
 """
 
@@ -43,6 +45,7 @@ class Unit:
     area_km2: float
     geom: Any
     owner: int
+    holders: tuple[int, ...] = ()  # all chosen managers holding the post; >1 = shared, stays put
     locked: bool = False
     neighbours: set[int] = field(default_factory=set)
 
@@ -56,16 +59,19 @@ class Manager:
 
 def _load_units(session: Session, manager_ids: list[int], parent_grid_id: int | None) -> dict[int, Unit]:
     rows = session.execute(text("""
-        SELECT DISTINCT ON (g.id) g.id, g.code, g.name, coalesce(g.households_estimate, 0), g.area_m2 / 1e6,
-               ST_AsBinary(g.geom), a.user_id
+        SELECT g.id, g.code, g.name, coalesce(g.households_estimate, 0), g.area_m2 / 1e6, ST_AsBinary(g.geom),
+               array_agg(a.user_id ORDER BY a.valid_from, a.id)
         FROM grid_assignments a JOIN grids g ON g.id = a.grid_id
         WHERE a.valid_to IS NULL AND a.post = 'account_manager' AND a.user_id = ANY(:m)
           AND g.geom IS NOT NULL AND g.status = 'active'
           AND (CAST(:parent AS integer) IS NULL
                OR g.path <@ (SELECT path FROM grids WHERE id = CAST(:parent AS integer)))
-        ORDER BY g.id, a.valid_from, a.id
+        GROUP BY g.id ORDER BY g.id
     """), {"m": manager_ids, "parent": parent_grid_id}).all()
-    units = {r[0]: Unit(r[0], r[1], r[2], float(r[3]), float(r[4] or 0), wkb.loads(bytes(r[5])), r[6])
+    # a grid several chosen managers work together is shared: its load is split among them and it
+    # stays where it is (moving one co-holder's post would not move the work)
+    units = {r[0]: Unit(r[0], r[1], r[2], float(r[3]), float(r[4] or 0), wkb.loads(bytes(r[5])), r[6][0],
+                        holders=tuple(dict.fromkeys(r[6])), locked=len(set(r[6])) > 1)
              for r in rows}
     if len(units) > MAX_UNITS:
         raise ValidationFailed.on("manager_ids", f"参与平衡的网格超过 {MAX_UNITS} 个，请缩小范围")
@@ -117,18 +123,28 @@ class _Model:
         return (w["households"] * u.households / self.mean_h + w["area"] * u.area_km2 / self.mean_a
                 + w["travel"] * self.travel[(grid_id, manager_id)] / self.mean_t)
 
+    def shares(self, owner: dict[int, int], m: int) -> list[tuple[int, float]]:
+        """(grid, share of it) for manager m: 1 for his own grids, 1/k for grids shared by k managers."""
+        out = []
+        for g, o in owner.items():
+            holders = self.units[g].holders
+            if len(holders) > 1:
+                if m in holders:
+                    out.append((g, 1 / len(holders)))
+            elif o == m:
+                out.append((g, 1.0))
+        return out
+
     def loads(self, owner: dict[int, int]) -> dict[int, float]:
-        totals = dict.fromkeys(self.managers, 0.0)
-        for g, m in owner.items():
-            totals[m] += self.unit_load(g, m)
-        return totals
+        return {m: sum(share * self.unit_load(g, m) for g, share in self.shares(owner, m)) for m in self.managers}
 
     def stats(self, owner: dict[int, int], m: int) -> dict[str, float]:
-        mine = [g for g, o in owner.items() if o == m]
-        return {"units": len(mine), "households": sum(self.units[g].households for g in mine),
-                "area_km2": round(sum(self.units[g].area_km2 for g in mine), 3),
-                "travel_km": round(sum(self.travel[(g, m)] for g in mine), 2),
-                "load": round(sum(self.unit_load(g, m) for g in mine), 4)}
+        mine = self.shares(owner, m)
+        return {"units": len(mine), "shared_units": sum(1 for _, s in mine if s < 1),
+                "households": round(sum(s * self.units[g].households for g, s in mine), 1),
+                "area_km2": round(sum(s * self.units[g].area_km2 for g, s in mine), 3),
+                "travel_km": round(sum(s * self.travel[(g, m)] for g, s in mine), 2),
+                "load": round(sum(s * self.unit_load(g, m) for g, s in mine), 4)}
 
 
 def cv(values: list[float]) -> float:
@@ -173,7 +189,8 @@ def _improve(model: _Model, owner: dict[int, int], max_moves: int) -> list[tuple
         current = cv(list(loads.values()))
         members = defaultdict(set)
         for g, m in owner.items():
-            members[m].add(g)
+            for holder in units[g].holders if len(units[g].holders) > 1 else (m,):
+                members[holder].add(g)
         best: tuple[float, int, int, int] | None = None
         for donor in sorted(loads, key=loads.get, reverse=True):
             donor_parts = _components(units, members[donor])
@@ -201,7 +218,7 @@ def _improve(model: _Model, owner: dict[int, int], max_moves: int) -> list[tuple
 
 
 def _compactness(model: _Model, owner: dict[int, int], m: int) -> float | None:
-    geoms = [model.units[g].geom for g, o in owner.items() if o == m]
+    geoms = [model.units[g].geom for g, _ in model.shares(owner, m)]
     if not geoms:
         return None
     union = unary_union(geoms)
@@ -244,8 +261,8 @@ def propose(session: Session, *, manager_ids: list[int], parent_grid_id: int | N
         "managers": [
             {"user_id": m, "name": managers[m].name, "before": model.stats(before, m), "after": model.stats(after, m),
              "compactness_before": _compactness(model, before, m), "compactness_after": _compactness(model, after, m),
-             "pieces_before": _components(units, {g for g, o in before.items() if o == m}),
-             "pieces_after": _components(units, {g for g, o in after.items() if o == m})}
+             "pieces_before": _components(units, {g for g, _ in model.shares(before, m)}),
+             "pieces_after": _components(units, {g for g, _ in model.shares(after, m)})}
             for m in manager_ids
         ],
         "moves": moves,
@@ -255,7 +272,8 @@ def propose(session: Session, *, manager_ids: list[int], parent_grid_id: int | N
         "features": {"type": "FeatureCollection", "features": [
             {"type": "Feature", "id": u.grid_id, "geometry": mapping(u.geom),
              "properties": {"grid_id": u.grid_id, "code": u.code, "name": u.name, "before": before[u.grid_id],
-                            "after": after[u.grid_id], "locked": u.locked, "households": u.households}}
+                            "after": after[u.grid_id], "locked": u.locked, "shared_by": list(u.holders),
+                            "households": u.households}}
             for u in units.values()]},
     }
 

@@ -2,6 +2,9 @@
 // only draws, collects edits and shows what the API answers. Geometry goes back and forth in the crs of the
 // chosen base map (?crs=wgs84|gcj02|bd09), so drawings line up with the tiles.
 import { api, ApiError, el, formatNumber, initLayout, reportError } from "./common.js";
+import { clearToasts, confirmDialog, failed, field, selectInput, showFieldErrors, toast } from "./grid-ui.js";
+import { renderRatingSection } from "./grid-rating.js";
+import { renderStaffSection } from "./grid-staff.js";
 import { createBaseMap, declutterTooltips } from "./map/base.js";
 import { basemapById, basemapChoices, createBaseLayers, leafletCrsFor } from "./map/basemaps.js";
 
@@ -50,6 +53,7 @@ const MODE_HINTS = {
 const $ = (id) => document.getElementById(id);
 const state = {
   canEdit: false,
+  me: null,
   basemap: "none",
   crs: "wgs84",
   baseLayers: [],
@@ -109,52 +113,6 @@ function firstCoord(geometry) {
     if (!first) first = c;
   });
   return first;
-}
-
-function toast(message, kind = "info", timeout = kind === "error" ? 9000 : 4000) {
-  const box = el(
-    "div",
-    { class: `ge-toast ge-toast--${kind}`, role: kind === "error" ? "alert" : "status" },
-    el("span", { class: "ge-toast__text" }, message),
-    el("button", { type: "button", class: "ge-toast__close", "aria-label": "关闭", onclick: () => box.remove() }, "×"),
-  );
-  $("ge-toasts").append(box);
-  setTimeout(() => box.remove(), timeout);
-}
-
-function clearToasts() {
-  $("ge-toasts").replaceChildren();
-}
-
-function failed(err, what) {
-  if (err && err.redirecting) return;
-  if (err instanceof ApiError) toast(`${what}：${err.message}`, "error");
-  else {
-    console.error(err);
-    toast(`${what}：网络异常，请稍后重试`, "error");
-  }
-}
-
-function confirmDialog(message, { okText = "确定", danger = false } = {}) {
-  return new Promise((resolve) => {
-    const dialog = el(
-      "dialog",
-      { class: "ge-dialog" },
-      el("p", { class: "ge-dialog__text" }, message),
-      el(
-        "form",
-        { method: "dialog", class: "ge-dialog__actions" },
-        el("button", { class: "btn btn--sm", value: "cancel" }, "取消"),
-        el("button", { class: `btn btn--sm ${danger ? "btn--danger" : "btn--primary"}`, value: "ok" }, okText),
-      ),
-    );
-    dialog.addEventListener("close", () => {
-      resolve(dialog.returnValue === "ok");
-      dialog.remove();
-    });
-    document.body.append(dialog);
-    dialog.showModal();
-  });
 }
 
 function setStatus() {
@@ -588,13 +546,10 @@ function detailRows(grid) {
   ];
 }
 
-/**
- * Hook for grid staffing (网格人员、移交、评级): return a panel section for `grid`, or null. Nothing is shown
- * until the page is wired to those APIs.
- */
-// eslint-disable-next-line no-unused-vars
+/** Grid staffing (网格人员、移交) and rating (网格评级) sections of the panel: see grid-staff.js, grid-rating.js. */
 function renderStaffingSection(grid) {
-  return null;
+  const ctx = { me: state.me, toast };
+  return el("div", { class: "ge-staffing" }, renderStaffSection(grid, ctx), renderRatingSection(grid, ctx));
 }
 
 function renderDetails(body) {
@@ -619,28 +574,6 @@ function renderDetails(body) {
     ...[actions, renderStaffingSection(grid)].filter(Boolean),
   );
   renderBreadcrumb();
-}
-
-function field(labelText, input, hint) {
-  return el("label", { class: "ge-field" }, el("span", { class: "ge-field__label" }, labelText), input,
-    hint ? el("span", { class: "ge-field__hint" }, hint) : null,
-    el("span", { class: "ge-field__error", dataset: { for: input.name } }));
-}
-
-function selectInput(name, labels, value, { empty } = {}) {
-  const opts = Object.entries(labels).map(([v, t]) => el("option", { value: v, selected: v === value }, t));
-  return el("select", { name }, empty ? el("option", { value: "" }, empty) : null, opts);
-}
-
-function showFieldErrors(form, err) {
-  form.querySelectorAll(".ge-field__error").forEach((n) => {
-    n.textContent = "";
-  });
-  const errors = (err && err.errors) || {};
-  for (const [name, msgs] of Object.entries(errors)) {
-    const slot = form.querySelector(`.ge-field__error[data-for="${name}"]`);
-    if (slot) slot.textContent = [].concat(msgs).join("；");
-  }
 }
 
 function renderAttrForm(body) {
@@ -1216,6 +1149,7 @@ async function main() {
   initBasemapSelect(config);
   setStatus();
   const { me } = await layout;
+  state.me = me;
   state.canEdit = Boolean(me && (me.permissions || []).includes("grid:edit"));
   const wanted = Number(new URLSearchParams(location.search).get("grid"));
   await loadTree();
