@@ -6,7 +6,7 @@
 // As admin: opens 识字里社区 (G430102001001) in 网格管理 by search, sees its 网格人员 and 网格评级 sections, is refused
 // a second 网格长 (409 shown in the form), assigns an account manager, hands the post over with a reason and finds
 // it in 移交记录 and in the history, rates the grid now (and with --rate-all, rates every grid through the
-// background job while a worker runs); then opens 网格平衡, picks 文艺路街道 (G430102001) and its managers, runs
+// background job while a worker runs); then opens 网格平衡, picks 岳麓街道 (G430104002) and its managers, runs
 // 测算 (CV before/after, coloured map), locks a moved grid by clicking it and re-runs, applies with a reason and
 // sees the hand-overs listed. Screenshots go to --out (with --keep also to that folder). The caller restores the
 // data. Any failure exits non-zero with a message.
@@ -22,7 +22,9 @@ const CHROMIUM_ARGS = [
   "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ];
 const GRID = { code: "G430102001001", name: "识字里社区" };
-const TOWNSHIP = { code: "G430102001", name: "文艺路街道" };
+// a township whose managers each hold several single-manager grids (shared grids stay put), so the
+// proposal has moves to lock and apply
+const TOWNSHIP = { code: "G430104002", name: "岳麓街道" };
 const NEW_AM = { username: "am_430102_2_1" };
 const RECEIVER = { username: "am_430102_2_2" };
 const CUSTOMERS_LATER = "客户模块上线后可用";
