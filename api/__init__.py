@@ -71,6 +71,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
                    permissions, menus, dictionary, devices, audit, watch_items, pois, grid_files,
                    customers):
         api.register_blueprint(module.blp)
+    from tiles import register as register_tiles
+    register_tiles(app, api)
     app.register_blueprint(health.bp)
     try:
         from api.pages import bp as pages_bp

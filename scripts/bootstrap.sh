@@ -47,3 +47,8 @@ fi
 if [ "${GM_WITH_BROWSER:-0}" = "1" ] && [ ! -x /usr/bin/chromium ]; then
   apt_install chromium
 fi
+# GDAL/OGR command-line tools (ogrinfo, ogr2ogr) for the GIS-client tests (tests/tiles/test_gis_clients.py): only
+# when asked (make test asks).
+if [ "${GM_WITH_GDAL:-0}" = "1" ] && ! command -v ogrinfo >/dev/null 2>&1; then
+  apt_install gdal-bin
+fi
