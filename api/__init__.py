@@ -47,6 +47,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     from api import (
         audit,
         auth,
+        customer_lists,
         customers,
         devices,
         dictionary,
@@ -69,7 +70,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
 
     for module in (auth, me, orgs, users, divisions, grids, grid_staffing, grid_rating, grid_balancing, roles,
                    permissions, menus, dictionary, devices, audit, watch_items, pois, grid_files,
-                   customers):
+                   customers, customer_lists):
         api.register_blueprint(module.blp)
     from tiles import register as register_tiles
     register_tiles(app, api)

@@ -53,13 +53,15 @@ PERMISSIONS: dict[str, str] = {
     "customer:assign": "批量分配客户网格/客户经理",
     "customer:export": "导出客户",
     "customer:reveal": "查看完整证件号码与电话（留痕）",
+    "list:read": "查看名单",
+    "list:edit": "维护名单模板/导入名单",
 }
 
 # Permissions introduced after the first release: synced into existing built-in roles on upgrade.
 NEW_SINCE_CREATION = frozenset({"grid:read", "grid:edit", "grid:import", "grid:export", "grid:rate", "grid:assign",
                                 "assistant:read", "assistant:edit", "poi:read", "poi:edit", "place:search",
                                 "customer:read", "customer:edit", "customer:assign", "customer:export",
-                                "customer:reveal"})
+                                "customer:reveal", "list:read", "list:edit"})
 
 READ_ONLY = {"map:view", "grid:read", "org:read", "user:read", "role:read", "permission:read", "menu:read", "dict:read"}
 # Held by every built-in role: POIs are public reference data, keyword search is a map tool.
@@ -118,7 +120,8 @@ ROLES: tuple[RoleSpec, ...] = (
                                           "org:export", "audit:read", "user:reset_password", "grid:edit",
                                           "grid:import", "grid:export", "grid:rate", "grid:assign", "assistant:read",
                                           "assistant:edit", "poi:edit", "customer:read", "customer:edit",
-                                          "customer:assign", "customer:export", "customer:reveal"}),
+                                          "customer:assign", "customer:export", "customer:reveal", "list:read",
+                                          "list:edit"}),
     ),
     RoleSpec(
         "sub_branch_leader",
@@ -126,11 +129,12 @@ ROLES: tuple[RoleSpec, ...] = (
         DataScope.org_subtree,
         frozenset(READ_ONLY | EVERYONE | {"user:export", "device:read", "device:edit", "grid:edit", "grid:export",
                                           "grid:assign", "assistant:read", "assistant:edit", "poi:edit",
-                                          "customer:read", "customer:edit", "customer:assign"}),
+                                          "customer:read", "customer:edit", "customer:assign", "list:read",
+                                          "list:edit"}),
     ),
     RoleSpec("account_manager", "客户经理", DataScope.self,
              frozenset(EVERYONE | {"map:view", "org:read", "dict:read", "grid:read", "assistant:read",
-                                   "customer:read", "customer:edit"})),
+                                   "customer:read", "customer:edit", "list:read"})),
     RoleSpec("grid_assistant", "网格协管员", DataScope.self,
              frozenset(EVERYONE | {"map:view", "dict:read", "grid:read", "customer:read"})),
 )

@@ -28,3 +28,11 @@ __all__ += ["WatchItem"]
 from geo_core.customers.models import Customer  # noqa: E402
 
 __all__ += ["Customer"]
+from geo_core.customers.lists_models import (  # noqa: E402
+    CustomerImportBatch,
+    CustomerImportFile,
+    CustomerListEntry,
+    CustomerListTemplate,
+)
+
+__all__ += ["CustomerImportBatch", "CustomerImportFile", "CustomerListEntry", "CustomerListTemplate"]
