@@ -17,6 +17,7 @@ from openpyxl import Workbook, load_workbook
 from geo_core.errors import ValidationFailed
 
 MAX_ROWS = 50_000
+MAX_CELL = 32_767  # Excel's own cell limit; longer cells are rejected, not a 500
 MAX_BYTES = 20 * 1024 * 1024
 FORMATS = {
     "csv": "text/csv; charset=utf-8",
@@ -83,10 +84,16 @@ def read_sheet(filename: str, data: bytes) -> list[list[str]]:
                 continue
         else:
             raise _reject("CSV 编码无法识别（请使用 UTF-8 或 GBK）")
-        rows = [list(r) for r in csv.reader(io.StringIO(text))]
+        try:
+            rows = [list(r) for r in csv.reader(io.StringIO(text))]
+        except csv.Error as exc:  # e.g. a cell larger than the field size limit, or a stray NUL
+            raise _reject(f"CSV 格式错误：{exc}") from exc
     else:
         raise _reject("仅支持 .csv 或 .xlsx 文件")
     rows = [r for r in rows if any(c.strip() for c in r)]
+    for n, r in enumerate(rows, start=1):
+        if any(len(c) > MAX_CELL for c in r):
+            raise _reject(f"第 {n} 行有单元格超过 {MAX_CELL} 个字符")
     if not rows:
         raise _reject("文件为空")
     if len(rows) - 1 > MAX_ROWS:

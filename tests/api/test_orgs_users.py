@@ -178,3 +178,10 @@ def test_menus_follow_permissions(client, login):
     am = client.get("/api/v1/me/menus", headers=login("am_430102_1_1")).get_json()
     assert [m["code"] for m in am] == ["home", "map", "grids", "system"]
     assert [c["code"] for c in am[3]["children"]] == ["system.orgs", "system.dict"]
+
+
+def test_import_rejects_a_huge_cell_with_422(client, login):
+    h = login("admin")
+    huge = "username,name,org_code\nu1," + "长" * 200_000 + ",OU43010201\n"
+    r = _upload(client, "/api/v1/users/import", h, huge.encode(), "users.csv")
+    assert r.status_code == 422 and r.get_json()["code"] == "IMPORT_REJECTED"
