@@ -15,7 +15,6 @@ import json
 import os
 import shutil
 import subprocess
-import threading
 import time
 import urllib.parse
 import urllib.request
@@ -24,9 +23,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from werkzeug.serving import make_server
 
 from tests.conftest import DEMO_PASSWORD
+from tests.live import serve_app
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "tests" / "e2e" / "grid_editor.mjs"
@@ -54,18 +53,8 @@ def node() -> str:
 @pytest.fixture(scope="module")
 def live_server(node: str, migrated_db) -> Iterator[str]:  # noqa: ANN001
     """The app on a free 127.0.0.1 port, served from a thread."""
-    from api import create_app
-
-    app = create_app(migrated_db)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="e2e-server", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
-        app.extensions["gridmarket"].engine.dispose()
+    with serve_app(migrated_db, "e2e-server") as base:
+        yield base
 
 
 def _call(base: str, method: str, path: str, token: str | None = None, body: dict | None = None) -> tuple[int, dict]:

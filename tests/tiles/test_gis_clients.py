@@ -13,15 +13,14 @@ import json
 import os
 import shutil
 import subprocess
-import threading
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from werkzeug.serving import make_server
 
 from tests.conftest import DEMO_PASSWORD
+from tests.live import serve_app
 from tests.tiles import clear_tile_cache, visible_customer_ids
 
 TIMEOUT_S = 180
@@ -39,19 +38,9 @@ def _require(tool: str) -> str:
 
 @pytest.fixture(scope="module")
 def live_server(migrated_db) -> Iterator[str]:  # noqa: ANN001
-    from api import create_app
-
     clear_tile_cache(migrated_db.redis_url, migrated_db.database_name)
-    app = create_app(migrated_db)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="gis-clients-server", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
-        app.extensions["gridmarket"].engine.dispose()
+    with serve_app(migrated_db, "gis-clients-server") as base:
+        yield base
 
 
 def _get_json(url: str, token: str | None = None, body: dict | None = None) -> dict:
