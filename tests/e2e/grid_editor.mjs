@@ -10,21 +10,12 @@
 // --keep also to that folder). Any failure exits non-zero with a message. The caller deletes the grid.
 
 import { copyFile, mkdir } from "node:fs/promises";
-import { createRequire } from "node:module";
 import path from "node:path";
 import process from "node:process";
 import { parseArgs } from "node:util";
 
-const CHROMIUM_ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
+import { CHROMIUM_ARGS, Failure, check, loadPlaywright, makeLog } from "./harness.mjs";
+
 const TOWNSHIP = { code: "G430103002", name: "坡子街街道", path: ["长沙市", "天心区"] };
 
 const { values: opts } = parseArgs({
@@ -49,18 +40,10 @@ const base = new URL(opts.base);
 const url = (p) => new URL(p, base).toString();
 const timeout = Number(opts.timeout);
 const started = Date.now();
-const log = (msg) => console.log(`[e2e ${((Date.now() - started) / 1000).toFixed(1)}s] ${msg}`);
+const log = makeLog(started);
 const shots = [];
 
-class Failure extends Error {}
-function check(condition, message) {
-  if (!condition) throw new Failure(message);
-}
 
-function loadPlaywright() {
-  const requireFromWeb = createRequire(new URL("../../web/package.json", import.meta.url));
-  return requireFromWeb("playwright-core");
-}
 
 async function shoot(page, name) {
   const file = path.join(opts.out, `grid-editor-${name}.png`);

@@ -12,15 +12,12 @@
 // data. Any failure exits non-zero with a message.
 
 import { copyFile, mkdir } from "node:fs/promises";
-import { createRequire } from "node:module";
 import path from "node:path";
 import process from "node:process";
 import { parseArgs } from "node:util";
 
-const CHROMIUM_ARGS = [
-  "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-];
+import { CHROMIUM_ARGS, Failure, check, loadPlaywright, makeLog } from "./harness.mjs";
+
 const GRID = { code: "G430102001001", name: "识字里社区" };
 // a township whose managers each hold several single-manager grids (shared grids stay put), so the
 // proposal has moves to lock and apply
@@ -51,18 +48,10 @@ const base = new URL(opts.base);
 const url = (p) => new URL(p, base).toString();
 const timeout = Number(opts.timeout);
 const started = Date.now();
-const log = (msg) => console.log(`[e2e ${((Date.now() - started) / 1000).toFixed(1)}s] ${msg}`);
+const log = makeLog(started);
 const shots = [];
 
-class Failure extends Error {}
-function check(condition, message) {
-  if (!condition) throw new Failure(message);
-}
 
-function loadPlaywright() {
-  const requireFromWeb = createRequire(new URL("../../web/package.json", import.meta.url));
-  return requireFromWeb("playwright-core");
-}
 
 /** Screenshot the page, scrolled to `scrollTo` (a selector, or "top"). */
 async function shoot(page, name, { scrollTo } = {}) {

@@ -1,0 +1,27 @@
+// Shared pieces of the end-to-end browser scripts: Chromium flags, failures, logging, playwright-core.
+
+import { createRequire } from "node:module";
+
+// Headless Chromium on a machine with no outside network: no background traffic, no GPU, no sandbox (root).
+export const CHROMIUM_ARGS = [
+  "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+];
+
+/** A failed expectation: the script reports the message and exits non-zero. */
+export class Failure extends Error {}
+
+export function check(condition, message) {
+  if (!condition) throw new Failure(message);
+}
+
+/** log(msg) prefixed with the seconds since the script started. */
+export function makeLog(started = Date.now()) {
+  return (msg) => console.log(`[e2e ${((Date.now() - started) / 1000).toFixed(1)}s] ${msg}`);
+}
+
+/** playwright-core as installed by `npm ci --prefix web` (no browser download: the system Chromium is used). */
+export function loadPlaywright() {
+  const requireFromWeb = createRequire(new URL("../../web/package.json", import.meta.url));
+  return requireFromWeb("playwright-core");
+}
