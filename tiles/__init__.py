@@ -133,9 +133,10 @@ def layer_stats(spec: LayerSpec) -> dict[str, Any]:
 
 def register(app: Flask, api: Any, settings: TilesSettings | None = None) -> None:
     """Mount /ogc and /tiles on the app (documented in the app's OpenAPI through `api`)."""
-    from tiles import features, heatmaps, vector_tiles
+    from tiles import features, heatmaps, ogc_tiles, vector_tiles
 
     app.extensions[EXTENSION_KEY] = settings or TilesSettings.from_env()
     api.register_blueprint(features.blp)
     api.register_blueprint(vector_tiles.blp)
     api.register_blueprint(heatmaps.blp)
+    api.register_blueprint(ogc_tiles.blp)
