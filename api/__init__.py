@@ -92,6 +92,7 @@ def _finish_transaction(response):  # noqa: ANN001, ANN202
     try:
         if response.status_code < 400:
             session.commit()
+            g.committed = True  # read by teardown hooks that act only on committed writes (tile cache)
         else:
             session.rollback()
     except Exception as exc:  # a failed commit must not leave a success response behind

@@ -140,3 +140,21 @@ def register(app: Flask, api: Any, settings: TilesSettings | None = None) -> Non
     api.register_blueprint(vector_tiles.blp)
     api.register_blueprint(heatmaps.blp)
     api.register_blueprint(ogc_tiles.blp)
+    app.teardown_request(_retire_tiles_after_write)
+
+
+def _retire_tiles_after_write(exc: BaseException | None) -> None:
+    """After a committed write to grids/customers/POIs/orgs, bump those layers' tile generation."""
+    from flask import g, request
+
+    from tiles.cache import bump, layers_written
+
+    if exc is not None or not g.get("committed"):
+        return
+    for layer in layers_written(request.method, request.path):
+        try:
+            bump(layer)
+        except Exception:  # noqa: BLE001 - a cache outage must not fail a committed write
+            import logging
+
+            logging.getLogger("gridmarket.tiles").warning("could not bump tile generation of %s", layer)

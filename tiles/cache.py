@@ -51,6 +51,23 @@ def _key(namespace: str, *parts: object) -> str:
     return ":".join((PREFIX, namespace, *(str(p) for p in parts)))
 
 
+# Writes through these API paths change these layers: their cached tiles are retired after the commit.
+# (Background jobs commit outside requests; the per-scope fingerprint catches those within version_ttl_s.)
+WRITE_PATHS = {
+    "/api/v1/grids": ("grids",),
+    "/api/v1/customers": ("customers",),
+    "/api/v1/customer-imports": ("customers",),
+    "/api/v1/pois": ("pois",),
+    "/api/v1/orgs": ("outlets",),
+}
+
+
+def layers_written(method: str, path: str) -> set[str]:
+    if method in ("GET", "HEAD", "OPTIONS"):
+        return set()
+    return {layer for prefix, layers in WRITE_PATHS.items() if path.startswith(prefix) for layer in layers}
+
+
 def bump(layer: str, *, redis: Redis | None = None, namespace: str | None = None) -> int:
     """Retire every cached tile of `layer` (call after committing a write that changes it); returns the generation.
 

@@ -38,3 +38,17 @@ def test_ogc_tiles_need_auth_and_respect_scope(client, login):
     admin = client.get(f"/ogc/collections/customers/tiles/WebMercatorQuad/12/{y}/{x}", headers=login("admin"))
     spy = client.get(f"/ogc/collections/customers/tiles/WebMercatorQuad/12/{y}/{x}", headers=login("bl_430102"))
     assert admin.status_code == 200 and (spy.status_code == 204 or len(spy.data) < len(admin.data))
+
+
+def test_a_committed_grid_write_retires_cached_tiles(client, login):
+    h = login("admin")
+    x, y = _tile(112.98, 28.19, 12)
+    client.get(f"/tiles/grids/12/{x}/{y}.mvt", headers=h)
+    assert client.get(f"/tiles/grids/12/{x}/{y}.mvt", headers=h).headers["X-Tile-Cache"] == "hit"
+    gid = client.get("/api/v1/grids?q=G430102001001", headers=h).get_json()["items"][0]["id"]
+    assert client.patch(f"/api/v1/grids/{gid}", json={"name": "识字里社区（改）"}, headers=h).status_code == 200
+    assert client.get(f"/tiles/grids/12/{x}/{y}.mvt", headers=h).headers["X-Tile-Cache"] == "miss"
+    # a refused write changes nothing and retires nothing
+    client.get(f"/tiles/grids/12/{x}/{y}.mvt", headers=h)
+    assert client.patch(f"/api/v1/grids/{gid}", json={"code": "bad code!"}, headers=h).status_code == 422
+    assert client.get(f"/tiles/grids/12/{x}/{y}.mvt", headers=h).headers["X-Tile-Cache"] == "hit"
