@@ -16,7 +16,7 @@ import path from "node:path";
 import process from "node:process";
 import { parseArgs } from "node:util";
 
-import { CHROMIUM_ARGS, Failure, check, loadPlaywright, makeLog } from "./harness.mjs";
+import { Failure, check, makeLog, openPage } from "./harness.mjs";
 
 const GRID = { code: "G430102001001", name: "识字里社区" };
 // a township whose managers each hold several single-manager grids (shared grids stay put), so the
@@ -253,21 +253,8 @@ async function balance(page) {
 
 async function main() {
   await mkdir(opts.out, { recursive: true });
-  const { chromium } = loadPlaywright();
-  const browser = await chromium.launch({ executablePath: opts.chromium, headless: true, args: CHROMIUM_ARGS });
-  const pageErrors = [];
-  const offsite = [];
+  const { browser, page, pageErrors, offsite } = await openPage({ chromiumPath: opts.chromium, base, timeout });
   try {
-    const context = await browser.newContext({
-      viewport: { width: 1440, height: 900 }, locale: "zh-CN", timezoneId: "Asia/Shanghai", deviceScaleFactor: 1,
-    });
-    await context.route((u) => u.origin !== base.origin, (route) => {
-      offsite.push(route.request().url());
-      return route.abort("internetdisconnected");
-    });
-    const page = await context.newPage();
-    page.setDefaultTimeout(timeout);
-    page.on("pageerror", (err) => pageErrors.push(err.message));
 
     await login(page);
     log("logged in through the login form");

@@ -25,3 +25,30 @@ export function loadPlaywright() {
   const requireFromWeb = createRequire(new URL("../../web/package.json", import.meta.url));
   return requireFromWeb("playwright-core");
 }
+
+/**
+ * Launch the system Chromium with a zh-CN 1440×900 page that may not leave `base`'s origin: off-site requests
+ * are aborted and recorded in `offsite`, uncaught page errors in `pageErrors`. The caller closes `browser`.
+ */
+export async function openPage({ chromiumPath, base, timeout }) {
+  const { chromium } = loadPlaywright();
+  const browser = await chromium.launch({ executablePath: chromiumPath, headless: true, args: CHROMIUM_ARGS });
+  const pageErrors = [];
+  const offsite = [];
+  try {
+    const context = await browser.newContext({
+      viewport: { width: 1440, height: 900 }, locale: "zh-CN", timezoneId: "Asia/Shanghai", deviceScaleFactor: 1,
+    });
+    await context.route((u) => u.origin !== base.origin, (route) => {
+      offsite.push(route.request().url());
+      return route.abort("internetdisconnected");
+    });
+    const page = await context.newPage();
+    page.setDefaultTimeout(timeout);
+    page.on("pageerror", (err) => pageErrors.push(err.message));
+    return { browser, page, pageErrors, offsite };
+  } catch (err) {
+    await browser.close();
+    throw err;
+  }
+}
