@@ -1,10 +1,11 @@
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
+from decimal import Decimal
 from enum import StrEnum
 
 from geoalchemy2 import Geometry
-from sqlalchemy import BigInteger, Enum, ForeignKey, LargeBinary, String
+from sqlalchemy import ARRAY, BigInteger, DateTime, Enum, ForeignKey, LargeBinary, Numeric, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from geo_core.db import Base, TimestampMixin
@@ -76,5 +77,13 @@ class Customer(TimestampMixin, Base):
     org_id: Mapped[int] = mapped_column(ForeignKey("orgs.id", ondelete="RESTRICT"))
     status: Mapped[CustomerStatus] = mapped_column(_enum(CustomerStatus, "customer_status"),
                                                   default=CustomerStatus.active)
+    # holdings summary from the big-data platform's daily feed (migration 0011); NULL = unknown
+    deposit_balance: Mapped[Decimal | None] = mapped_column(Numeric(18, 2))
+    loan_balance: Mapped[Decimal | None] = mapped_column(Numeric(18, 2))
+    credit_limit: Mapped[Decimal | None] = mapped_column(Numeric(18, 2))  # 授信额度
+    overdue_amount: Mapped[Decimal | None] = mapped_column(Numeric(18, 2))
+    products: Mapped[list[str] | None] = mapped_column(ARRAY(String(32)))
+    holdings_as_of: Mapped[date | None] = mapped_column()
+    last_visit_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     updated_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))

@@ -4,7 +4,8 @@ account managers. Synthetic people with valid-checksum identifiers (never real o
 from __future__ import annotations
 
 import random
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 
 import shapely
 from shapely import wkb
@@ -94,6 +95,42 @@ def seed_customers(session: Session, settings: Settings, scale: str = "small") -
                     industry=rng.choice(("零售", "餐饮", "农业", "制造", "服务")),
                     customer_no=f"C{serial:09d}" if common["category"] is CustomerCategory.formal else None,
                     **enc("uscc", _uscc(rng, district), ids.mask_uscc), **common))
+    _add_holdings(customers)
     session.add_all(customers)
     session.flush()
     return len(customers)
+
+
+PRODUCTS_PERSON = ("DEP_CURRENT", "DEP_TIME", "CARD_DEBIT", "WEALTH", "LOAN_CONSUMER", "LOAN_FARMER", "MOBILE_BANK")
+PRODUCTS_COMPANY = ("DEP_CURRENT", "DEP_TIME", "POS", "QR_PAY", "LOAN_BUSINESS", "PAYROLL", "MOBILE_BANK")
+HOLDINGS_AS_OF = date(2026, 11, 24)
+
+
+def _money(value: float) -> Decimal:
+    return Decimal(f"{value:.2f}")
+
+
+def _add_holdings(customers: list[Customer]) -> None:
+    """Holdings summary for formal customers and visit dates, from a separate random stream so the
+    customers themselves stay the same whatever is added here."""
+    rng = random.Random(20261127)
+    now = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
+    for c in customers:
+        if rng.random() < 0.6:
+            c.last_visit_at = now - timedelta(days=rng.randint(0, 180), minutes=rng.randint(0, 600))
+        if c.category is not CustomerCategory.formal:
+            continue
+        company = c.kind is CustomerKind.company
+        c.deposit_balance = _money(rng.lognormvariate(11.0 if company else 10.0, 1.2))
+        catalogue = PRODUCTS_COMPANY if company else PRODUCTS_PERSON
+        products = sorted(set(rng.sample(catalogue, rng.randint(1, 4))) | {"DEP_CURRENT"})
+        if rng.random() < 0.35:
+            limit = rng.choice((50_000, 100_000, 200_000, 300_000, 500_000, 1_000_000 if company else 300_000))
+            c.credit_limit = Decimal(limit)
+            if rng.random() < 0.7:
+                c.loan_balance = _money(limit * rng.uniform(0.1, 1.0))
+                products = sorted(set(products) | {"LOAN_BUSINESS" if company else "LOAN_CONSUMER"})
+                if rng.random() < 0.04:
+                    c.overdue_amount = _money(float(c.loan_balance) * rng.uniform(0.01, 0.2))
+        c.products = products
+        c.holdings_as_of = HOLDINGS_AS_OF
