@@ -10,6 +10,7 @@ import csv
 import io
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from openpyxl import Workbook, load_workbook
@@ -58,53 +59,79 @@ class ParsedSheet:
             )
 
 
-def _reject(message: str) -> ValidationFailed:
+def reject(message: str) -> ValidationFailed:
+    """A file-level refusal (400 IMPORT_REJECTED, the message under `file`)."""
     return ValidationFailed(message, code="IMPORT_REJECTED", errors={"file": [message]})
 
 
-def read_sheet(filename: str, data: bytes) -> list[list[str]]:
-    """Rows of cells as strings (first row = header). CSV may be UTF-8 (with BOM) or GB18030."""
-    if len(data) > MAX_BYTES:
-        raise _reject(f"文件超过 {MAX_BYTES // (1024 * 1024)} MB")
+def read_rows(filename: str, data: bytes, *, max_bytes: int, csv_error: str = "CSV 格式错误：{error}",
+              iso_dates: bool = False) -> list[tuple[int, list[str]]]:
+    """(row number in the file, cells as text) of the non-blank rows of a .csv or the first sheet of a .xlsx.
+
+    The one reader behind the admin imports (`read_sheet`) and the customer lists
+    (geo_core.customers.list_reader); each caller keeps its own size and row limits. CSV may be UTF-8 (with BOM)
+    or GB18030; `csv_error` words a malformed CSV ({line}, {error}); `iso_dates` writes midnight Excel dates as
+    YYYY-MM-DD instead of "YYYY-MM-DD 00:00:00"."""
+    if len(data) > max_bytes:
+        raise reject(f"文件超过 {max_bytes // (1024 * 1024)} MB")
     name = filename.lower()
-    if name.endswith(".xlsx"):
-        try:
-            wb = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-        except Exception as exc:  # openpyxl raises many types for corrupt files
-            raise _reject(f"无法读取 Excel 文件：{exc.__class__.__name__}") from exc
-        ws = wb.worksheets[0]
-        rows = [["" if v is None else _cell_text(v) for v in row] for row in ws.iter_rows(values_only=True)]
-        wb.close()
-    elif name.endswith(".csv"):
-        for encoding in ("utf-8-sig", "gb18030"):
-            try:
-                text = data.decode(encoding)
-                break
-            except UnicodeDecodeError:
-                continue
-        else:
-            raise _reject("CSV 编码无法识别（请使用 UTF-8 或 GBK）")
-        try:
-            rows = [list(r) for r in csv.reader(io.StringIO(text))]
-        except csv.Error as exc:  # e.g. a cell larger than the field size limit, or a stray NUL
-            raise _reject(f"CSV 格式错误：{exc}") from exc
+    if name.endswith(".csv"):
+        rows = _read_csv(data, csv_error)
+    elif name.endswith(".xlsx"):
+        rows = _read_xlsx(data, iso_dates)
     else:
-        raise _reject("仅支持 .csv 或 .xlsx 文件")
-    rows = [r for r in rows if any(c.strip() for c in r)]
-    for n, r in enumerate(rows, start=1):
-        if any(len(c) > MAX_CELL for c in r):
-            raise _reject(f"第 {n} 行有单元格超过 {MAX_CELL} 个字符")
-    if not rows:
-        raise _reject("文件为空")
-    if len(rows) - 1 > MAX_ROWS:
-        raise _reject(f"单次最多导入 {MAX_ROWS} 行")
+        raise reject("仅支持 .csv 或 .xlsx 文件")
+    return [(n, r) for n, r in enumerate(rows, start=1) if any(c.strip() for c in r)]
+
+
+def _read_csv(data: bytes, csv_error: str) -> list[list[str]]:
+    for encoding in ("utf-8-sig", "gb18030"):
+        try:
+            decoded = data.decode(encoding)
+            break
+        except UnicodeDecodeError:
+            continue
+    else:
+        raise reject("CSV 编码无法识别（请使用 UTF-8 或 GBK）")
+    reader = csv.reader(io.StringIO(decoded, newline=""))
+    try:
+        return list(reader)
+    except csv.Error as exc:  # e.g. a cell over csv.field_size_limit() (128 KB), or a stray NUL
+        raise reject(csv_error.format(line=reader.line_num, error=exc)) from exc
+
+
+def _read_xlsx(data: bytes, iso_dates: bool) -> list[list[str]]:
+    try:
+        wb = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+        sheet = wb.worksheets[0]
+        rows = [["" if v is None else cell_text(v, iso_dates=iso_dates) for v in row]
+                for row in sheet.iter_rows(values_only=True)]
+        wb.close()
+    except Exception as exc:  # openpyxl raises many types for corrupt files
+        raise reject(f"无法读取 Excel 文件：{exc.__class__.__name__}") from exc
     return rows
 
 
-def _cell_text(value: Any) -> str:
+def cell_text(value: Any, *, iso_dates: bool = False) -> str:
+    """An XLSX cell value as text: whole floats without ".0"; with `iso_dates`, datetimes at midnight as dates."""
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
+    if iso_dates and isinstance(value, datetime):
+        return value.date().isoformat() if value.time() == datetime.min.time() else value.isoformat(sep=" ")
     return str(value).strip()
+
+
+def read_sheet(filename: str, data: bytes) -> list[list[str]]:
+    """Rows of cells as strings (first row = header), blank rows left out; at most MAX_BYTES and MAX_ROWS."""
+    rows = [cells for _, cells in read_rows(filename, data, max_bytes=MAX_BYTES)]
+    for n, r in enumerate(rows, start=1):
+        if any(len(c) > MAX_CELL for c in r):
+            raise reject(f"第 {n} 行有单元格超过 {MAX_CELL} 个字符")
+    if not rows:
+        raise reject("文件为空")
+    if len(rows) - 1 > MAX_ROWS:
+        raise reject(f"单次最多导入 {MAX_ROWS} 行")
+    return rows
 
 
 def parse_rows(sheet: list[list[str]], columns: Sequence[TableColumn]) -> ParsedSheet:
@@ -116,7 +143,7 @@ def parse_rows(sheet: list[list[str]], columns: Sequence[TableColumn]) -> Parsed
     present = {c.key for c in mapped if c}
     missing = [c for c in columns if c.required and c.key not in present]
     if missing:
-        raise _reject("缺少必填列：" + "、".join(f"{c.header}({c.key})" for c in missing))
+        raise reject("缺少必填列：" + "、".join(f"{c.header}({c.key})" for c in missing))
     for offset, cells in enumerate(sheet[1:], start=2):
         values: dict[str, Any] = {}
         for col, raw in zip(mapped, cells, strict=False):
