@@ -83,6 +83,23 @@ class Settings:
     gaode_place_url: str = DEFAULT_GAODE_PLACE_URL
     place_timeout_s: float = 5.0
     place_rate_per_s: float = 5.0
+    # Geocoding (docs/GEOCODING.md): the offline gazetteer first, online providers when its confidence is below
+    # the threshold; an online provider without a key is disabled. Keys default to the place-search keys.
+    geocoder_chain: tuple[str, ...] = ("gazetteer", "baidu", "gaode", "tianditu")
+    geocoder_min_confidence: float = 0.6
+    geocoder_timeout_s: float = 5.0
+    geocoder_baidu_key: str = field(default="", repr=False)
+    geocoder_baidu_url: str = "https://api.map.baidu.com/geocoding/v3/"
+    geocoder_baidu_qps: float = 3.0
+    geocoder_baidu_daily_quota: int = 5000
+    geocoder_gaode_key: str = field(default="", repr=False)
+    geocoder_gaode_url: str = "https://restapi.amap.com/v3/geocode/geo"
+    geocoder_gaode_qps: float = 3.0
+    geocoder_gaode_daily_quota: int = 5000
+    geocoder_tianditu_key: str = field(default="", repr=False)
+    geocoder_tianditu_url: str = "http://api.tianditu.gov.cn/geocoder"
+    geocoder_tianditu_qps: float = 5.0
+    geocoder_tianditu_daily_quota: int = 10000
 
     def __post_init__(self) -> None:
         if not self.app_database_url:
@@ -104,6 +121,16 @@ class Settings:
             raise SettingsError("GM_PLACE_TIMEOUT must be > 0 and <= 60 seconds")
         if not 0 < self.place_rate_per_s <= 1000:
             raise SettingsError("GM_PLACE_RATE must be > 0 and <= 1000 requests per second")
+        if not 0 <= self.geocoder_min_confidence <= 1:
+            raise SettingsError("GM_GEOCODER_MIN_CONFIDENCE must be between 0 and 1")
+        for provider in ("baidu", "gaode", "tianditu"):
+            if not getattr(self, f"geocoder_{provider}_url").startswith(("http://", "https://")):
+                raise SettingsError(f"GM_GEOCODER_{provider.upper()}_URL must be an http(s) URL")
+            if not 0 < getattr(self, f"geocoder_{provider}_qps") <= 1000:
+                raise SettingsError(f"GM_GEOCODER_{provider.upper()}_QPS must be > 0 and <= 1000")
+        unknown = set(self.geocoder_chain) - {"gazetteer", "baidu", "gaode", "tianditu"}
+        if unknown:
+            raise SettingsError(f"GM_GEOCODER_CHAIN: unknown providers {sorted(unknown)}")
 
     def _derive_app_url(self) -> str:
         url = make_url(sqlalchemy_url(self.database_url))
@@ -166,6 +193,18 @@ class Settings:
             gaode_place_url=env.get("GM_GAODE_PLACE_URL") or DEFAULT_GAODE_PLACE_URL,
             place_timeout_s=_float(env, "GM_PLACE_TIMEOUT", 5.0),
             place_rate_per_s=_float(env, "GM_PLACE_RATE", 5.0),
+            geocoder_chain=tuple(p.strip() for p in env.get(
+                "GM_GEOCODER_CHAIN", "gazetteer,baidu,gaode,tianditu").split(",") if p.strip()),
+            geocoder_min_confidence=_float(env, "GM_GEOCODER_MIN_CONFIDENCE", 0.6),
+            geocoder_timeout_s=_float(env, "GM_GEOCODER_TIMEOUT", 5.0),
+            **{f"geocoder_{p}_{k}": conv(env, f"GM_GEOCODER_{p.upper()}_{k.upper()}", d)
+               for p, defaults in (("baidu", (3.0, 5000)), ("gaode", (3.0, 5000)), ("tianditu", (5.0, 10000)))
+               for k, conv, d in (("qps", _float, defaults[0]), ("daily_quota", _int, defaults[1]))},
+            geocoder_baidu_key=(env.get("GM_GEOCODER_BAIDU_KEY") or env.get("GM_BAIDU_AK", "")).strip(),
+            geocoder_gaode_key=(env.get("GM_GEOCODER_GAODE_KEY") or env.get("GM_GAODE_KEY", "")).strip(),
+            geocoder_tianditu_key=env.get("GM_GEOCODER_TIANDITU_KEY", "").strip(),
+            **{f"geocoder_{p}_url": env[f"GM_GEOCODER_{p.upper()}_URL"] for p in ("baidu", "gaode", "tianditu")
+               if env.get(f"GM_GEOCODER_{p.upper()}_URL")},
         )
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]
