@@ -159,6 +159,29 @@ def create_user_cmd(username: str, name: str, org_code: str, roles: tuple[str, .
         raise click.ClickException(f"{exc.message} {exc.errors or ''}") from exc
 
 
+@main.group()
+def feed() -> None:
+    """The big-data platform's daily feed (docs/DATA_FEED.md)."""
+
+
+@feed.command("import")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False))
+@click.option("--day", help="business day YYYY-MM-DD (default: from the directory name)")
+@click.option("--force", is_flag=True, help="compare row by row even if the same files were imported already")
+def feed_import_cmd(directory: str, day: str | None, force: bool) -> None:
+    """Import one business day's directory (one transaction; re-running the same day changes nothing)."""
+    from jobs.feed import run_feed_import
+
+    try:
+        result = run_feed_import(str(Path(directory).resolve()), day, force)
+    except Exception as exc:
+        for error in getattr(exc, "errors", None) or []:
+            click.echo(f"  {error.get('file', '')}:{error.get('line', '')} {error.get('field') or ''} "
+                       f"{error.get('message', '')}", err=True)
+        raise click.ClickException(getattr(exc, "message", str(exc))) from exc
+    click.echo(f"feed run {result['run_id']}: {result['status']} {result['counts']}")
+
+
 @main.command("worker")
 @click.option("--burst", is_flag=True, help="exit when the queues are empty")
 def worker_cmd(burst: bool) -> None:
