@@ -24,7 +24,7 @@ blp = Blueprint("customers", __name__, url_prefix="/api/v1/customers", descripti
 KINDS = [k.value for k in CustomerKind]
 CATEGORIES = [c.value for c in CustomerCategory]
 PROFILES = [p.value for p in ProfileType]
-STATUSES = [s.value for s in CustomerStatus]
+STATUSES = [s.value for s in CustomerStatus if s is not CustomerStatus.merged]  # merged: only by a merge
 SOURCES = [s.value for s in LocationSource]
 
 

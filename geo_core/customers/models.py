@@ -37,6 +37,7 @@ class ProfileType(StrEnum):
 class CustomerStatus(StrEnum):
     active = "active"
     closed = "closed"
+    merged = "merged"  # merged into another archive (merged_into), kept so the merge can be undone (0016)
 
 
 def _enum(cls: type[StrEnum], name: str) -> Enum:
@@ -85,5 +86,6 @@ class Customer(TimestampMixin, Base):
     products: Mapped[list[str] | None] = mapped_column(ARRAY(String(32)))
     holdings_as_of: Mapped[date | None] = mapped_column()
     last_visit_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    merged_into: Mapped[int | None] = mapped_column(ForeignKey("customers.id", ondelete="RESTRICT"))  # 0016
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     updated_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))

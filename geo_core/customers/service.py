@@ -18,7 +18,8 @@ from geo_core import crypto
 from geo_core.auth.service import audit_event
 from geo_core.config import Settings
 from geo_core.customers import identifiers as ids
-from geo_core.customers.models import Customer, CustomerCategory, CustomerKind, LocationSource
+from geo_core.customers.models import Customer, CustomerCategory, CustomerKind, CustomerStatus, LocationSource
+from geo_core.customers.ownership import ownership_reason
 from geo_core.db import elevated
 from geo_core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from geo_core.grids.models import Grid
@@ -71,7 +72,7 @@ def select_customers(keys: Keys, *, view: str = "ownership", q: str | None = Non
                      phone: str | None = None, unplaced: bool = False) -> Select[Any]:
     """The two views the bank asks for: by account ownership (管户) or by grid (管辖网格)."""
     order = (Customer.owner_user_id, Customer.id) if view == "ownership" else (Customer.grid_id, Customer.id)
-    stmt = select(Customer).order_by(*order)
+    stmt = select(Customer).where(Customer.status != CustomerStatus.merged).order_by(*order)  # merged: see 0016
     if q:
         pattern = like_pattern(q)
         stmt = stmt.where(or_(Customer.name.ilike(pattern), Customer.customer_no.ilike(pattern),
@@ -187,6 +188,8 @@ def create_customer(session: Session, actor: Principal, keys: Keys, data: dict[s
 def update_customer(session: Session, actor: Principal, keys: Keys, customer_id: int,
                     data: dict[str, Any]) -> Customer:
     customer = get_customer(session, customer_id)
+    if customer.status is CustomerStatus.merged:  # a tombstone kept for undo (geo_core/customers/merge.py)
+        raise Conflict("该客户已合并到其他客户，请编辑合并后的客户", code="CUSTOMER_MERGED")
     for key in PLAIN:
         if key in data:
             setattr(customer, key, data[key])
@@ -254,13 +257,14 @@ def batch_assign(session: Session, actor: Principal, customer_ids: list[int], *,
         raise ValidationFailed.on("grid_id", "请指定网格或客户经理")
     if owner_user_id is not None:
         _check_owner(session, owner_user_id)
-    for customer in found:
-        if grid_id is not None:
-            override_grid(session, actor, customer.id, grid_id, reason)
-        if owner_user_id is not None:
-            customer.owner_user_id = owner_user_id
-            customer.updated_by = actor.user_id
-    session.flush()
+    with ownership_reason(session, reason, source="batch_assign"):  # the history trigger records why (管户关系)
+        for customer in found:
+            if grid_id is not None:
+                override_grid(session, actor, customer.id, grid_id, reason)
+            if owner_user_id is not None:
+                customer.owner_user_id = owner_user_id
+                customer.updated_by = actor.user_id
+        session.flush()
     return len(found)
 
 
