@@ -9,7 +9,7 @@ from marshmallow import EXCLUDE, fields, validate
 
 from api.extensions import BaseSchema, Blueprint, db, principal, requires
 from api.grids import crs_arg, from_wgs84
-from geo_core.grids import balancing
+from geo_core.grids import balancing, customer_balancing
 
 blp = Blueprint("grid_balancing", __name__, url_prefix="/api/v1/grid-balancing", description="网格平衡（测算）")
 
@@ -18,6 +18,10 @@ ID = fields.Integer(validate=validate.Range(min=1))
 
 class WeightsSchema(BaseSchema):
     households = fields.Float(validate=validate.Range(min=0, max=100))
+    customers = fields.Float(validate=validate.Range(min=0, max=100),
+                             metadata={"description": "customers in the grid's subtree (a company counts twice)"})
+    value = fields.Float(validate=validate.Range(min=0, max=100),
+                         metadata={"description": "their deposit + loan balance"})
     area = fields.Float(validate=validate.Range(min=0, max=100))
     travel = fields.Float(validate=validate.Range(min=0, max=100))
 
@@ -68,3 +72,63 @@ class Apply(MethodView):
     def post(self, args: dict[str, Any]) -> dict[str, Any]:
         """Apply a proposal's moves as audited hand-overs of the account-manager post (all or nothing)"""
         return {"handover_ids": balancing.apply_moves(db(), principal(), args["moves"], args["reason"])}
+
+
+# -- customers inside one grid ------------------------------------------------------------------------------
+
+class CustomerWeightsSchema(BaseSchema):
+    count = fields.Float(validate=validate.Range(min=0, max=100), metadata={"description": "per customer"})
+    value = fields.Float(validate=validate.Range(min=0, max=100),
+                         metadata={"description": "deposit + loan balance, normalised by the mean"})
+
+
+class CustomerPreviewArgs(BaseSchema):
+    grid_id = fields.Integer(required=True, validate=validate.Range(min=1))
+    manager_ids = fields.List(ID, required=True, validate=validate.Length(min=2, max=balancing.MAX_MANAGERS))
+    locked_customer_ids = fields.List(ID, load_default=list, validate=validate.Length(max=5000),
+                                      metadata={"description": "customers that stay with their manager"})
+    weights = fields.Nested(CustomerWeightsSchema, load_default=None)
+    company_factor = fields.Float(load_default=2.0, validate=validate.Range(min=0, max=100),
+                                  metadata={"description": "a company counts as this many customers"})
+    stay_bonus = fields.Float(load_default=0.2, validate=validate.Range(min=0, max=0.9),
+                              metadata={"description": "distance discount for the current manager (fewer moves)"})
+
+
+class CustomerMoveSchema(BaseSchema):
+    class Meta:
+        unknown = EXCLUDE
+
+    customer_id = fields.Integer(required=True, validate=validate.Range(min=1))
+    from_user_id = fields.Integer(required=True, validate=validate.Range(min=1))
+    to_user_id = fields.Integer(required=True, validate=validate.Range(min=1))
+
+
+class CustomerApplyArgs(BaseSchema):
+    grid_id = fields.Integer(required=True, validate=validate.Range(min=1))
+    moves = fields.List(fields.Nested(CustomerMoveSchema), required=True, validate=validate.Length(min=1, max=5000))
+    reason = fields.String(required=True, validate=validate.Length(min=2, max=200))
+
+
+@blp.route("/customers/preview")
+class CustomerPreview(MethodView):
+    @requires("grid:assign")
+    @blp.arguments(CustomerPreviewArgs)
+    @blp.response(200, description="per-manager customers/value/load/compactness before and after, CV, moves, "
+                                   "points as GeoJSON (in `crs`) with before/after manager")
+    def post(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Propose a fairer, compact split of a grid's customers among the chosen managers (nothing is changed)"""
+        crs = crs_arg()
+        result = customer_balancing.propose_customers(db(), **args)
+        result["features"] = from_wgs84(result["features"], crs)
+        return result
+
+
+@blp.route("/customers/apply")
+class CustomerApply(MethodView):
+    @requires("grid:assign")
+    @blp.arguments(CustomerApplyArgs)
+    @blp.response(200, description="customers moved and the hand-over records written")
+    def post(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Apply customer moves as one audited batch of owner changes (all or nothing)"""
+        return customer_balancing.apply_customer_moves(db(), principal(), args["grid_id"], args["moves"],
+                                                       args["reason"])

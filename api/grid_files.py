@@ -7,19 +7,24 @@ all-or-nothing: one bad row rejects the file with 422 IMPORT_REJECTED and per-ro
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 from urllib.parse import quote
 
-from flask import Response, request
+from flask import Response, g, request
 from flask.views import MethodView
 from marshmallow import fields, validate
+from rq import Queue
 
-from api.extensions import BaseSchema, Blueprint, db, principal, requires
+from api.extensions import BaseSchema, Blueprint, db, principal, requires, state
 from api.files import FileUpload, ImportResult, uploaded_file
+from api.grid_rating import JobStatusSchema, _job_body
 from api.grids import GridListArgs
 from geo_core.crs import CRS_NAMES, parse_crs
 from geo_core.errors import ValidationFailed
 from geo_core.grids import files
+from jobs.grids import import_grid_file
+from jobs.queues import IMPORTS
 
 blp = Blueprint("grid_files", __name__, url_prefix="/api/v1/grids",
                 description="网格导入导出（GeoJSON / KML / GeoPackage / Shapefile）")
@@ -62,7 +67,7 @@ EXPORT_DOC = {
 @blp.before_request
 def _allow_large_upload() -> None:
     """Grid files may be up to 50 MB, above the app-wide request limit."""
-    if request.endpoint == f"{blp.name}.GridImport":
+    if request.endpoint in (f"{blp.name}.GridImport", f"{blp.name}.GridImportJob"):
         request.max_content_length = files.MAX_BYTES + 1024 * 1024  # room for the multipart envelope
 
 
@@ -103,3 +108,30 @@ class GridImport(MethodView):
         if len(data) > files.MAX_BYTES:
             raise ValidationFailed("文件超过 50 MB", code="IMPORT_REJECTED", errors={"file": ["文件超过 50 MB"]})
         return files.import_grids(db(), principal(), filename, data, **args)
+
+
+@blp.route("/import-jobs")
+class GridImportJob(MethodView):
+    @requires("grid:import")
+    @blp.arguments(FileUpload, location="files")
+    @blp.arguments(GridImportArgs, location="query")
+    @blp.response(202, JobStatusSchema)
+    def post(self, _files: dict[str, Any], args: dict[str, Any]) -> dict[str, Any]:
+        """Import a large grid file in the background (≤ 50 MB, ≤ 100,000 features); poll GET /api/v1/jobs/{id}.
+
+        Same file formats, attributes and rules as POST /grids/import (all rows or none, acting as me with my data
+        scope). `progress` = {done, total} rows written; `result` = {status: done, created, updated} or
+        {status: rejected, message, errors: [{row, code, field, message, detail}], error_count}."""
+        filename, data = uploaded_file()
+        if len(data) > files.MAX_BYTES:
+            raise ValidationFailed("文件超过 50 MB", code="IMPORT_REJECTED", errors={"file": ["文件超过 50 MB"]})
+        if not data:
+            raise ValidationFailed("文件为空", code="IMPORT_REJECTED", errors={"file": ["文件为空"]})
+        redis = state().redis
+        key = f"gm:grid-import:{uuid.uuid4().hex}"
+        redis.set(key, data, ex=86400)
+        job = Queue(IMPORTS, connection=redis).enqueue(
+            import_grid_file, key, filename, args.get("crs"), args["repair"], args["mode"],
+            meta={"user_id": principal().user_id, "request_id": g.request_id, "phase": "queued"},
+            job_timeout=3600, result_ttl=86400, failure_ttl=86400)
+        return _job_body(job)

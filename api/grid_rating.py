@@ -172,6 +172,6 @@ def _job_body(job: Job) -> dict[str, Any]:
     result = job.return_value() if status == "finished" else None
     error = "任务执行失败" if status == "failed" else None
     return {"id": job.id, "status": str(getattr(status, "value", status)),
-            "progress": {k: v for k, v in job.meta.items() if k in ("done", "total")}, "result": result,
+            "progress": {k: v for k, v in job.meta.items() if k in ("done", "total", "phase")}, "result": result,
             "error": error}
 

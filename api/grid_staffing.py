@@ -72,6 +72,7 @@ class AssignmentCreateSchema(BaseSchema):
 class AssignmentUpdateSchema(BaseSchema):
     responsibilities = fields.String(allow_none=True, validate=validate.Length(max=2000))
     kpi_targets = fields.Dict(allow_none=True, metadata=KPI_DOC)
+    valid_from = fields.Date(metadata={"description": "correct the start of the effective period"})
 
 
 class ReasonArgs(BaseSchema):
@@ -221,7 +222,7 @@ class GridAssignmentById(MethodView):
     @blp.arguments(AssignmentUpdateSchema)
     @blp.response(200, AssignmentSchema)
     def patch(self, data: dict[str, Any], assignment_id: int) -> dict[str, Any]:
-        """Change the responsibilities or KPI targets of a current assignment"""
+        """Change the responsibilities, KPI targets or start date (valid_from) of a current assignment"""
         assignment = service.update_assignment(db(), principal(), assignment_id, data)
         return dump_assignment(service.staff_row(db(), assignment))
 

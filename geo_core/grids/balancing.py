@@ -1,7 +1,9 @@
 """Balancing (what-if): is the work fair? Propose a fairer assignment of grids among chosen managers.
 
-Load of a manager = sum over his grids of a weighted, mean-normalised mix of households, area and
-travel (round trip from his outlet to the grid), so the weights are comparable. The proposal starts
+Load of a manager = sum over his grids of a weighted, mean-normalised mix of households, customers (active
+customers placed in the grid's subtree, visible to the caller; a company counts twice), customer value (their
+deposit + loan balance), area and travel (round trip from his outlet to the grid), so the weights are
+comparable. The proposal starts
 from today's assignment and repeatedly moves one unlocked grid from a manager to a neighbouring one
 (grids that touch) when that lowers the coefficient of variation (CV) of the loads; a move that would
 split the giver's grids into disconnected pieces is not taken, so each manager's grids stay
@@ -9,7 +11,7 @@ contiguous where they were. It reports before/after loads, CV and compactness (P
 manager's union), and the moves, which are applied as audited hand-overs of the account-manager post.
 A grid worked by several of the chosen managers is shared: each carries an equal share of its load
 and it is not moved.
-Customers (counts and value) join the load when the customers issue lands.
+Customers of one grid are balanced among managers by `geo_core.grids.customer_balancing`.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ from geo_core.grids.staffing_models import GridPost
 from geo_core.grids.summary import HOUSEHOLDS_RANGE
 from geo_core.scope import Principal
 
-DEFAULT_WEIGHTS = {"households": 0.5, "area": 0.2, "travel": 0.3}
+DEFAULT_WEIGHTS = {"households": 0.35, "customers": 0.15, "value": 0.1, "area": 0.15, "travel": 0.25}
+COMPANY_FACTOR = 2.0  # a company customer counts as this many in the customers part of the load
 MAX_MANAGERS = 50
 MAX_UNITS = 2000
 
@@ -45,6 +48,9 @@ class Unit:
     area_km2: float
     geom: Any
     owner: int
+    customers: float = 0.0  # weighted count (companies × COMPANY_FACTOR)
+    value: float = 0.0  # deposit + loan balance, yuan
+    customer_count: int = 0
     holders: tuple[int, ...] = ()  # all chosen managers holding the post; >1 = shared, stays put
     locked: bool = False
     neighbours: set[int] = field(default_factory=set)
@@ -59,18 +65,31 @@ class Manager:
 
 def _load_units(session: Session, manager_ids: list[int], parent_grid_id: int | None) -> dict[int, Unit]:
     rows = session.execute(text("""
-        SELECT g.id, g.code, g.name, coalesce(g.households_estimate, 0), g.area_m2 / 1e6, ST_AsBinary(g.geom),
-               array_agg(a.user_id ORDER BY a.valid_from, a.id)
-        FROM grid_assignments a JOIN grids g ON g.id = a.grid_id
-        WHERE a.valid_to IS NULL AND a.post = 'account_manager' AND a.user_id = ANY(:m)
-          AND g.geom IS NOT NULL AND g.status = 'active'
-          AND (CAST(:parent AS integer) IS NULL
-               OR g.path <@ (SELECT path FROM grids WHERE id = CAST(:parent AS integer)))
-        GROUP BY g.id ORDER BY g.id
-    """), {"m": manager_ids, "parent": parent_grid_id}).all()
+        WITH chosen AS (
+            SELECT g.id, g.code, g.name, coalesce(g.households_estimate, 0) AS hh, g.area_m2 / 1e6 AS km2,
+                   ST_AsBinary(g.geom) AS wkb, g.path, array_agg(a.user_id ORDER BY a.valid_from, a.id) AS holders
+            FROM grid_assignments a JOIN grids g ON g.id = a.grid_id
+            WHERE a.valid_to IS NULL AND a.post = 'account_manager' AND a.user_id = ANY(:m)
+              AND g.geom IS NOT NULL AND g.status = 'active'
+              AND (CAST(:parent AS integer) IS NULL
+                   OR g.path <@ (SELECT path FROM grids WHERE id = CAST(:parent AS integer)))
+            GROUP BY g.id
+        )
+        SELECT ch.id, ch.code, ch.name, ch.hh, ch.km2, ch.wkb, ch.holders, coalesce(cu.n, 0), coalesce(cu.v, 0),
+               coalesce(cu.c, 0)
+        FROM chosen ch
+        LEFT JOIN LATERAL (
+            SELECT sum(CASE WHEN c.kind = 'company' THEN CAST(:factor AS float) ELSE 1 END) AS n,
+                   sum(coalesce(c.deposit_balance, 0) + coalesce(c.loan_balance, 0)) AS v, count(*) AS c
+            FROM customers c JOIN grids cg ON cg.id = c.grid_id
+            WHERE cg.path <@ ch.path AND c.status = 'active'
+        ) cu ON true
+        ORDER BY ch.id
+    """), {"m": manager_ids, "parent": parent_grid_id, "factor": COMPANY_FACTOR}).all()
     # a grid several chosen managers work together is shared: its load is split among them and it
     # stays where it is (moving one co-holder's post would not move the work)
     units = {r[0]: Unit(r[0], r[1], r[2], float(r[3]), float(r[4] or 0), wkb.loads(bytes(r[5])), r[6][0],
+                        customers=float(r[7]), value=float(r[8]), customer_count=int(r[9]),
                         holders=tuple(dict.fromkeys(r[6])), locked=len(set(r[6])) > 1)
              for r in rows}
     if len(units) > MAX_UNITS:
@@ -116,11 +135,14 @@ class _Model:
         n = max(len(units), 1)
         self.mean_h = sum(u.households for u in units.values()) / n or 1.0
         self.mean_a = sum(u.area_km2 for u in units.values()) / n or 1.0
+        self.mean_c = sum(u.customers for u in units.values()) / n or 1.0
+        self.mean_v = sum(u.value for u in units.values()) / n or 1.0
         self.mean_t = sum(self.travel.values()) / max(len(self.travel), 1) or 1.0
 
     def unit_load(self, grid_id: int, manager_id: int) -> float:
         u, w = self.units[grid_id], self.weights
-        return (w["households"] * u.households / self.mean_h + w["area"] * u.area_km2 / self.mean_a
+        return (w["households"] * u.households / self.mean_h + w["customers"] * u.customers / self.mean_c
+                + w["value"] * u.value / self.mean_v + w["area"] * u.area_km2 / self.mean_a
                 + w["travel"] * self.travel[(grid_id, manager_id)] / self.mean_t)
 
     def shares(self, owner: dict[int, int], m: int) -> list[tuple[int, float]]:
@@ -142,6 +164,8 @@ class _Model:
         mine = self.shares(owner, m)
         return {"units": len(mine), "shared_units": sum(1 for _, s in mine if s < 1),
                 "households": round(sum(s * self.units[g].households for g, s in mine), 1),
+                "customers": round(sum(s * self.units[g].customer_count for g, s in mine), 1),
+                "value": round(sum(s * self.units[g].value for g, s in mine), 2),
                 "area_km2": round(sum(s * self.units[g].area_km2 for g, s in mine), 3),
                 "travel_km": round(sum(s * self.travel[(g, m)] for g, s in mine), 2),
                 "load": round(sum(s * self.unit_load(g, m) for g, s in mine), 4)}
@@ -273,7 +297,7 @@ def propose(session: Session, *, manager_ids: list[int], parent_grid_id: int | N
             {"type": "Feature", "id": u.grid_id, "geometry": mapping(u.geom),
              "properties": {"grid_id": u.grid_id, "code": u.code, "name": u.name, "before": before[u.grid_id],
                             "after": after[u.grid_id], "locked": u.locked, "shared_by": list(u.holders),
-                            "households": u.households}}
+                            "households": u.households, "customers": u.customer_count, "value": round(u.value, 2)}}
             for u in units.values()]},
     }
 

@@ -55,7 +55,8 @@ from geo_core.scope import Principal
 
 log = logging.getLogger(__name__)
 
-MAX_FEATURES = 20_000
+MAX_FEATURES = 20_000  # in the request (POST /grids/import)
+MAX_JOB_FEATURES = 100_000  # in a background job (POST /grids/import-jobs, jobs.grids.import_grid_file)
 MAX_BYTES = 50 * 1024 * 1024
 MAX_UNZIPPED_BYTES = 200 * 1024 * 1024
 MAX_EXPORT_FEATURES = 100_000
@@ -184,7 +185,8 @@ def _v(value: Any) -> Any:
 
 # -- reading a file ----------------------------------------------------------------------------------
 
-def read_features(filename: str, data: bytes, *, crs: str | None = None) -> gpd.GeoDataFrame:
+def read_features(filename: str, data: bytes, *, crs: str | None = None,
+                  max_features: int | None = None) -> gpd.GeoDataFrame:
     """Every feature of an uploaded file, reprojected to WGS84 (EPSG:4326), 2D."""
     if len(data) > MAX_BYTES:
         raise _reject(f"文件超过 {MAX_BYTES // (1024 * 1024)} MB")
@@ -199,20 +201,26 @@ def read_features(filename: str, data: bytes, *, crs: str | None = None) -> gpd.
         else:
             path, encoding = Path(tmp) / f"upload{suffix}", None
             path.write_bytes(data)
-        frame = _read_layers(path, encoding)
+        frame = _read_layers(path, encoding, max_features)
     return _to_wgs84(frame, crs)
 
 
-def _read_layers(path: Path, encoding: str | None) -> gpd.GeoDataFrame:
-    """All spatial layers of a file (KML folders, GeoPackage tables) as one frame."""
+def _too_many(limit: int, count: int) -> str:
+    hint = "，请用后台导入（POST /api/v1/grids/import-jobs）" if limit == MAX_FEATURES else ""
+    return f"单个文件最多 {limit} 个要素（该文件 {count} 个）{hint}"
+
+
+def _read_layers(path: Path, encoding: str | None, max_features: int | None = None) -> gpd.GeoDataFrame:
+    """All spatial layers of a file (KML folders, GeoPackage tables) as one frame (default limit MAX_FEATURES)."""
+    max_features = MAX_FEATURES if max_features is None else max_features
     try:
         layers = pyogrio.list_layers(path)
         if len(layers) == 0:
             raise _reject("文件中没有图层或要素")
         names = [str(name) for name, gtype in layers if gtype is not None] or [str(layers[0][0])]
         counts = [pyogrio.read_info(path, layer=name, encoding=encoding)["features"] for name in names]
-        if sum(max(c, 0) for c in counts) > MAX_FEATURES:
-            raise _reject(f"单个文件最多 {MAX_FEATURES} 个要素（该文件 {sum(counts)} 个）")
+        if sum(max(c, 0) for c in counts) > max_features:
+            raise _reject(_too_many(max_features, sum(counts)))
         frames = [_spatial(gpd.read_file(path, layer=name, engine="pyogrio", encoding=encoding)) for name in names]
     except _READ_ERRORS as exc:
         log.info("unreadable grid file", extra={"reason": str(exc)})
@@ -223,8 +231,8 @@ def _read_layers(path: Path, encoding: str | None) -> gpd.GeoDataFrame:
         frames = [f.to_crs(4326) if f.crs else f.set_crs(4326) for f in frames]
     frame = frames[0] if len(frames) == 1 else gpd.GeoDataFrame(pd.concat(frames, ignore_index=True),
                                                                    geometry="geometry", crs=frames[0].crs)
-    if len(frame) > MAX_FEATURES:
-        raise _reject(f"单个文件最多 {MAX_FEATURES} 个要素（该文件 {len(frame)} 个）")
+    if len(frame) > max_features:
+        raise _reject(_too_many(max_features, len(frame)))
     if frame.empty:
         raise _reject("文件中没有要素")
     return frame.reset_index(drop=True)
@@ -552,16 +560,21 @@ def _chunks(values: Iterable[str], size: int = 5000) -> Iterator[list[str]]:
 
 
 def import_grids(session: Session, actor: Principal, filename: str, data: bytes, *, crs: str | None = None,
-                 repair: bool = False, mode: str = "upsert") -> dict[str, int]:
-    """Create (and in upsert mode update, by code) the file's grids: all rows or none."""
+                 repair: bool = False, mode: str = "upsert", max_features: int | None = None,
+                 on_progress: Callable[[int, int], None] | None = None) -> dict[str, int]:
+    """Create (and in upsert mode update, by code) the file's grids: all rows or none.
+
+    `on_progress(done, total)` is called every 100 rows written (the background import reports it)."""
     if mode not in ("create", "upsert"):
         raise ValidationFailed.on("mode", "mode 必须是 create 或 upsert")
-    report = parse_features(read_features(filename, data, crs=crs))
+    report = parse_features(read_features(filename, data, crs=crs, max_features=max_features))
     order = parents_first(report)
     known = _lookup(session, report.rows)
     counts = {"created": 0, "updated": 0}
     with session.begin_nested():  # all-or-nothing even for a caller that catches the rejection
-        for row in order:
+        for done, row in enumerate(order):
+            if on_progress is not None and done % 100 == 0:
+                on_progress(done, len(order))
             if row.failed:
                 continue
             try:
@@ -577,6 +590,8 @@ def import_grids(session: Session, actor: Principal, filename: str, data: bytes,
             known.written[row.code or ""] = grid.id
             counts["created" if created else "updated"] += 1
         report.raise_if_errors()
+    if on_progress is not None:
+        on_progress(len(order), len(order))
     return counts
 
 

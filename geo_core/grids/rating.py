@@ -5,7 +5,8 @@ area ...). Values are normalised by percentile rank among grids of the same leve
 compared with communities), inverted where lower is better, weighted, and summed. Missing values
 count as the worst rank. All grids are rated by one set-based SQL statement (a job); one grid can be
 rated on demand with the same statement restricted to its level, so both give the same number.
-New dimensions (customer count and value, once customers exist) register in DIMENSIONS.
+Dimensions register in DIMENSIONS; the customer ones (count, value = deposit + loan balance, formal share,
+coverage of households) count active customers placed in the grid or its descendants.
 """
 
 from __future__ import annotations
@@ -36,7 +37,14 @@ DIMENSIONS: dict[str, Dimension] = {
     "poi_density": Dimension("经济单元密度", "coalesce(poi.n, 0) / nullif(g.area_m2 / 1e6, 0)", True, "个/km²"),
     "outlet_distance_km": Dimension("距最近网点", "near.km", False, "km"),
     "area_km2": Dimension("网格面积（越小越易精耕）", "g.area_m2 / 1e6", False, "km²"),
+    # customers placed in the grid or its descendants (active archives), from `cust`
+    "customers": Dimension("客户数", "coalesce(cust.n, 0)::float", True, "户"),
+    "customer_value": Dimension("客户价值（存款+贷款）", "coalesce(cust.value, 0) / 1e4", True, "万元"),
+    "formal_share": Dimension("正式客户占比", "cust.formal::float / nullif(cust.n, 0)", True, "比例"),
+    "customer_coverage": Dimension("客户覆盖率（客户/户数）",
+                                   "coalesce(cust.n, 0)::float / nullif(g.households_estimate, 0)", True, "比例"),
 }
+CUSTOMER_DIMENSIONS = ("customers", "customer_value", "formal_share", "customer_coverage")
 GRADES = ("A", "B", "C")
 
 
@@ -115,15 +123,25 @@ def _rating_sql(scheme: RatingScheme, only_level_of: int | None) -> str:
     poi_cte = (f"poi AS (SELECT subpath(g.path, 0, d.k) AS anc, count(*) AS n FROM pois p JOIN grids g "
                f"ON g.id = p.grid_id CROSS JOIN LATERAL {depths} d WHERE nlevel(g.path) >= d.k GROUP BY 1),"
                if poi_needed else "poi AS (SELECT NULL::ltree AS anc, 0::bigint AS n WHERE false),")
+    cust_needed = any(k in CUSTOMER_DIMENSIONS for k, _ in dims)
+    cust_cte = (f"cust AS (SELECT subpath(g.path, 0, d.k) AS anc, count(*) AS n, "
+                f"sum(coalesce(c.deposit_balance, 0) + coalesce(c.loan_balance, 0)) AS value, "
+                f"count(*) FILTER (WHERE c.category = 'formal') AS formal FROM customers c JOIN grids g "
+                f"ON g.id = c.grid_id CROSS JOIN LATERAL {depths} d "
+                f"WHERE c.status = 'active' AND nlevel(g.path) >= d.k GROUP BY 1),"
+                if cust_needed else
+                "cust AS (SELECT NULL::ltree AS anc, 0::bigint AS n, 0::numeric AS value, 0::bigint AS formal "
+                "WHERE false),")
     near_join = ("LEFT JOIN LATERAL (SELECT ST_Distance(o.location::geography, ST_PointOnSurface(g.geom)::geography)"
                  " / 1000 AS km FROM orgs o WHERE o.level = 'outlet' AND o.location IS NOT NULL"
                  " ORDER BY o.location <-> ST_PointOnSurface(g.geom) LIMIT 1) near ON true"
                  if near_needed else "LEFT JOIN LATERAL (SELECT NULL::float AS km) near ON true")
     return f"""
         WITH {poi_cte}
+        {cust_cte}
         base AS (
             SELECT g.id, g.level, {values}
-            FROM grids g LEFT JOIN poi ON poi.anc = g.path {near_join}
+            FROM grids g LEFT JOIN poi ON poi.anc = g.path LEFT JOIN cust ON cust.anc = g.path {near_join}
             WHERE g.kind = 'physical' AND g.status = 'active' AND g.geom IS NOT NULL {level_filter}
         ),
         ranked AS (SELECT base.*, {ranks} FROM base),

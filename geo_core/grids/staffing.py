@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from geo_core.errors import Conflict, NotFound, ValidationFailed
+from geo_core.grids.customer_moves import move_grid_customers
 from geo_core.grids.models import Grid
 from geo_core.grids.service import get_grid
 from geo_core.grids.staffing_models import (
@@ -273,7 +274,7 @@ def create_assignment(session: Session, actor: Principal, grid_id: int, data: di
 
 
 def update_assignment(session: Session, actor: Principal, assignment_id: int, data: dict[str, Any]) -> GridAssignment:
-    """Change the responsibilities or KPI targets of a current assignment (history stays as it was)."""
+    """Change the responsibilities, KPI targets or start date of a current assignment (ended ones are history)."""
     assignment = get_assignment(session, assignment_id)
     if not assignment.is_current:
         raise Conflict("已结束的任职不能修改", code="ASSIGNMENT_ENDED")
@@ -281,6 +282,8 @@ def update_assignment(session: Session, actor: Principal, assignment_id: int, da
         assignment.responsibilities = data["responsibilities"]
     if "kpi_targets" in data:
         assignment.kpi_targets = check_kpi_targets(data["kpi_targets"])
+    if data.get("valid_from") is not None:
+        assignment.valid_from = data["valid_from"]
     session.flush()
     return assignment
 
@@ -303,14 +306,14 @@ def end_assignment(session: Session, actor: Principal, assignment_id: int, reaso
 
 # -- hand-over (移交) -------------------------------------------------------------------------------------
 
-def move_customers(session: Session, grid_id: int, from_user_id: int, to_user_id: int) -> int:
-    """Move account ownership (管户关系) of the grid's customers from one manager to another.
+def move_customers(session: Session, grid_id: int, from_user_id: int, to_user_id: int, *, reason: str = "",
+                   actor_id: int | None = None) -> int:
+    """Move account ownership (管户关系) of the giver's customers in the grid's subtree to the receiver.
 
-    Customers do not exist yet: this moves nothing and returns 0. The customers issue implements it
-    (end the from-user's current account_ownerships of customers in the grid, open new ones for the
-    to-user) inside the same transaction as the hand-over, and returns the number moved.
+    Same transaction as the hand-over (see `geo_core.grids.customer_moves` for the rules); returns the number
+    of customers moved.
     """
-    return 0
+    return move_grid_customers(session, grid_id, from_user_id, to_user_id, reason=reason, actor_id=actor_id)
 
 
 def _move_post(session: Session, actor: Principal, old: GridAssignment, to_user: User, reason: str,
@@ -353,8 +356,10 @@ def hand_over_grid(session: Session, actor: Principal, grid_id: int, *, from_use
     to_user = _active_user(session, to_user_id, "to_user_id")
     from_name = holder_names(session, [posts[0].id]).get(posts[0].id)
     today = current_date(session)
+    # customers first: a post that then collides (HANDOVER_CONFLICT) undoes them with everything else
+    customers = (move_customers(session, grid.id, from_user_id, to_user.id, reason=f"{HANDOVER_PREFIX}{reason}",
+                                actor_id=actor.user_id) if include_customers else 0)
     moved = [_move_post(session, actor, old, to_user, reason, today) for old in posts]
-    customers = move_customers(session, grid.id, from_user_id, to_user.id) if include_customers else 0
     handover = Handover(grid_id=grid.id, from_user_id=from_user_id, to_user_id=to_user.id, reason=reason,
                         include_customers=include_customers, moved_assignments=len(moved), moved_customers=customers,
                         created_by=actor.user_id,

@@ -4,6 +4,9 @@ city > 9 districts (real boundaries) > townships (real names and codes; shapes a
 partition of the district, since no open township boundaries exist) > communities/villages (real
 names and codes, Voronoi partitions of their township) > building groups (city scale only). Partitions
 tile their parent exactly, so the topology rules hold. Plus a few virtual grids.
+
+Communities belong to outlets by territory: each outlet of a district serves a contiguous block of its
+townships (all communities of a township share one outlet), as a bank's outlets split their area.
 """
 
 from __future__ import annotations
@@ -108,7 +111,9 @@ def seed_grids(session: Session, scale: str = "small") -> int:
                        geom=_multi(dgeom))
         session.flush()
         towns = townships[adcode]
-        for town, tgeom in zip(towns, partition(dgeom, len(towns), rng), strict=False):
+        # each outlet serves a contiguous block of townships (its territory), in the CSV's order
+        n_outlets = len(outlets[adcode])
+        for k, (town, tgeom) in enumerate(zip(towns, partition(dgeom, len(towns), rng), strict=False)):
             township = add(code=f"G{town['code']}", name=town["name"], kind=GridKind.physical,
                            level=GridLevel.township, org_id=branch.id, parent_id=district.id,
                            division_code=town["code"], geom=tgeom)
@@ -116,8 +121,8 @@ def seed_grids(session: Session, scale: str = "small") -> int:
             if scale == "small" and adcode not in SMALL_DISTRICTS:
                 continue
             vills = villages[town["code"]]
-            for i, (vill, vgeom) in enumerate(zip(vills, partition(tgeom, len(vills), rng), strict=False)):
-                outlet = outlets[adcode][i % len(outlets[adcode])]
+            outlet = outlets[adcode][k * n_outlets // max(len(towns), 1)]
+            for vill, vgeom in zip(vills, partition(tgeom, len(vills), rng), strict=False):
                 community = add(code=f"G{vill['code']}", name=vill["short_name"] or vill["name"],
                                 kind=GridKind.physical, level=GridLevel.community, org_id=outlet.id,
                                 parent_id=township.id, division_code=vill["code"],

@@ -3,18 +3,21 @@
 Deterministic (fixed random seed). Each community grid gets
 - a grid leader: the sub-branch leader whose org is the nearest ancestor of the grid's outlet (the branch
   leader where there is none);
-- one or two account managers of the grid's owning outlet, with household and deposit targets;
+- an account manager of the grid's owning outlet (about one grid in ten: two), with household and deposit
+  targets: each outlet's communities are split among its managers in contiguous runs of uneven length
+  (3-8 communities per manager at the small scale), so that 网格平衡 has real imbalances to propose fixes for;
 - one grid assistant (an external community cadre), and on every third grid a second one (party member,
   volunteer or merchant representative), owned by the outlet.
 """
 
 from __future__ import annotations
 
+import math
 import random
 from collections import defaultdict
 from datetime import date
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, text
 from sqlalchemy.orm import Session
 
 from geo_core.grids.models import Grid, GridLevel
@@ -54,6 +57,51 @@ def _nearest_leader(org: Org, leaders: dict[int, User], orgs: dict[int, Org]) ->
     return None
 
 
+def _sweep_order(session: Session, grids: list[Grid]) -> list[Grid]:
+    """Grids by township, then by angle around the township's centre: neighbours come out next to each other."""
+    rows = session.execute(text("""
+        SELECT g.id, ST_X(ST_PointOnSurface(g.geom)), ST_Y(ST_PointOnSurface(g.geom)),
+               ST_X(ST_Centroid(p.geom)), ST_Y(ST_Centroid(p.geom))
+        FROM grids g JOIN grids p ON p.id = g.parent_id WHERE g.id = ANY(:ids)
+    """), {"ids": [g.id for g in grids]}).all()
+    angle = {r[0]: math.atan2(r[2] - r[4], r[1] - r[3]) for r in rows}
+    return sorted(grids, key=lambda g: (g.parent_id or 0, angle.get(g.id, 0.0), g.code))
+
+
+def _manager_territories(session: Session, grids: list[Grid], managers: dict[int, list[User]],
+                         rng: random.Random) -> dict[int, list[User]]:
+    """Split each outlet's communities among its account managers in contiguous runs of uneven length.
+
+    The runs follow the sweep order, so a manager's grids lie together (3-8 per manager at the small scale);
+    the lengths vary (weights 0.6-1.4), so the demo has unfair loads for 网格平衡 to fix. About one grid in
+    ten is shared with the next manager of the outlet.
+    """
+    by_outlet: dict[int, list[Grid]] = defaultdict(list)
+    for grid in grids:
+        by_outlet[grid.org_id].append(grid)
+    result: dict[int, list[User]] = {}
+    for org_id, mine in sorted(by_outlet.items()):
+        pool = managers.get(org_id, [])
+        if not pool:
+            continue
+        ordered = _sweep_order(session, mine)
+        weights = [rng.uniform(0.6, 1.4) for _ in pool]
+        bounds, acc = [], 0.0
+        for w in weights:
+            acc += w
+            bounds.append(round(acc / sum(weights) * len(ordered)))
+        start = 0
+        for i, (manager, end) in enumerate(zip(pool, bounds, strict=True)):
+            for grid in ordered[start:max(end, start + 1)]:
+                result[grid.id] = [manager]
+                if len(pool) > 1 and rng.random() < 0.1:
+                    result[grid.id].append(pool[(i + 1) % len(pool)])
+            start = max(end, start + 1)
+        for grid in ordered[start:]:
+            result[grid.id] = [pool[-1]]
+    return result
+
+
 def seed_staffing(session: Session) -> int:
     """Assign posts on every community grid of the demo. Returns the number of assignments."""
     rng = random.Random(2026_0006)
@@ -87,6 +135,7 @@ def seed_staffing(session: Session) -> int:
                      "assistant_id": assistant.id if assistant else None, "responsibilities": duty,
                      "kpi_targets": kpi, "valid_from": SEED_FROM})
 
+    share_of = _manager_territories(session, grids, managers, rng)
     for grid in grids:
         org = orgs[grid.org_id]
         households = grid.households_estimate or 800
@@ -94,8 +143,7 @@ def seed_staffing(session: Session) -> int:
         if leader is not None:
             assign(grid, GridPost.grid_leader, LEADER_DUTY,
                    {"households_profiled": households, "deposits_wan": households * 3}, user=leader)
-        pool = managers.get(grid.org_id, [])
-        chosen = rng.sample(pool, k=min(len(pool), rng.choice((1, 2))))
+        chosen = share_of.get(grid.id, [])
         for manager in chosen:
             share = households // len(chosen)
             assign(grid, GridPost.account_manager, MANAGER_DUTY,

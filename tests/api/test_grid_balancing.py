@@ -60,3 +60,31 @@ def test_balancing_scope_and_input(client, login):
     assert client.post(PREVIEW, json={"manager_ids": "x"}, headers=h).status_code == 422
     assert client.post(PREVIEW, json={"manager_ids": [mine, yuelu_am]},
                        headers=login("am_430102_1_1")).status_code == 403
+
+
+def test_customers_and_value_join_the_load(client, login, db_session):
+    from sqlalchemy import text
+
+    from geo_core.db import SYSTEM, set_context
+
+    h = login("bl_430102")
+    managers = _managers(client, h)
+    only_customers = {"households": 0, "customers": 1, "value": 0, "area": 0, "travel": 0}
+    body = client.post(PREVIEW, json={"manager_ids": managers, "weights": only_customers}, headers=h).get_json()
+    assert body["weights"] == only_customers
+    set_context(db_session, SYSTEM)
+    feats = body["features"]["features"]
+    for f in feats:
+        n, value = db_session.execute(text(
+            "SELECT count(*), coalesce(sum(coalesce(deposit_balance, 0) + coalesce(loan_balance, 0)), 0) "
+            "FROM customers c WHERE c.status = 'active' AND c.grid_id IN "
+            "(SELECT id FROM grids WHERE path <@ (SELECT path FROM grids WHERE id = :g))"), {"g": f["id"]}).one()
+        assert f["properties"]["customers"] == n and abs(f["properties"]["value"] - float(value)) < 0.01
+    assert sum(f["properties"]["customers"] for f in feats) > 0
+    for m in body["managers"]:
+        mine = [f["properties"] for f in feats if f["properties"]["before"] == m["user_id"]
+                and len(f["properties"]["shared_by"]) == 1]
+        if m["before"]["shared_units"] == 0:
+            assert m["before"]["customers"] == sum(p["customers"] for p in mine)
+    assert client.post(PREVIEW, json={"manager_ids": managers, "weights": {"customers": -1}},
+                       headers=h).status_code == 422

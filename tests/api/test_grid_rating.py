@@ -24,7 +24,8 @@ def test_default_scheme_and_on_demand_rating(client, login):
     assert r.status_code == 200, r.get_json()
     body = r.get_json()
     assert body["grade"] in "ABCD" and 0 <= body["score"] <= 100
-    assert set(body["components"]) == {"households", "poi_density", "outlet_distance_km", "area_km2"}
+    assert set(body["components"]) == {"households", "customers", "customer_value", "poi_density",
+                                       "outlet_distance_km", "area_km2"}
     assert body["components"]["outlet_distance_km"]["value"] >= 0
     assert client.get(f"/api/v1/grids/{gid}/rating", headers=h).get_json()["score"] == body["score"]
 
@@ -85,3 +86,32 @@ def test_batch_job_rates_all_grids_like_on_demand(client, login, owner_engine, r
     finally:
         with owner_engine.begin() as conn:
             conn.execute(text("DELETE FROM grid_ratings"))
+
+
+def test_customer_dimensions_count_the_subtree(client, login, db_session):
+    """customers / customer_value / formal_share / customer_coverage match direct SQL over the grid's subtree."""
+    from geo_core.db import SYSTEM, set_context
+
+    admin = login("admin")
+    scheme = {"code": "customers", "name": "客户优先", "grade_thresholds": {"A": 80, "B": 60, "C": 40},
+              "dimensions": [{"key": k, "weight": 1} for k in ("customers", "customer_value", "formal_share",
+                                                               "customer_coverage")]}
+    assert client.post("/api/v1/grid-rating-schemes", json=scheme, headers=admin).status_code == 201
+    township = _grid_id(client, admin, "G430102001")
+    body = client.post(f"/api/v1/grids/{township}/rating?scheme=customers", headers=login("bl_430102")).get_json()
+    set_context(db_session, SYSTEM)
+    n, value, formal, households = db_session.execute(text("""
+        SELECT count(*), sum(coalesce(c.deposit_balance, 0) + coalesce(c.loan_balance, 0)),
+               count(*) FILTER (WHERE c.category = 'formal'), (SELECT households_estimate FROM grids WHERE id = :g)
+        FROM customers c WHERE c.status = 'active'
+          AND c.grid_id IN (SELECT id FROM grids WHERE path <@ (SELECT path FROM grids WHERE id = :g))"""),
+        {"g": township}).one()
+    comps = body["components"]
+    assert n > 0 and comps["customers"]["value"] == n
+    assert abs(comps["customer_value"]["value"] - float(value) / 1e4) < 1e-3
+    assert abs(comps["formal_share"]["value"] - formal / n) < 1e-3
+    if households:
+        assert abs(comps["customer_coverage"]["value"] - n / households) < 1e-3
+    else:
+        assert comps["customer_coverage"]["value"] is None
+    assert comps["customer_value"]["unit"] == "万元" and comps["customers"]["label"] == "客户数"

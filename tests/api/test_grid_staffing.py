@@ -159,7 +159,11 @@ def test_hand_over_moves_posts_keeps_history_and_is_audited(client, login, grid,
         "from_user_id": giver_id, "to_user_id": taker["id"], "reason": "调往其他网点", "include_customers": True})
     assert r.status_code == 201, r.get_json()
     ho = r.get_json()
-    assert ho["moved_assignments"] == len(given) and ho["moved_customers"] == 0 and ho["include_customers"]
+    set_context(db_session, SYSTEM)
+    owned = db_session.scalar(text("SELECT count(*) FROM customers WHERE owner_user_id = :u AND grid_id = :g"),
+                              {"u": taker["id"], "g": grid["id"]})
+    assert ho["moved_assignments"] == len(given) and ho["include_customers"]
+    assert ho["moved_customers"] == owned  # the giver's customers of the grid (tests/api/test_grid_handover_customers)
     assert ho["to_user_name"] == taker["name"] and ho["grid_code"] == grid["code"] and ho["reason"] == "调往其他网点"
 
     now = _staff(client, h, grid["id"])

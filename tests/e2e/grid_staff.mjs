@@ -24,7 +24,6 @@ const GRID = { code: "G430102001001", name: "识字里社区" };
 const TOWNSHIP = { code: "G430104002", name: "岳麓街道" };
 const NEW_AM = { username: "am_430102_2_1" };
 const RECEIVER = { username: "am_430102_2_2" };
-const CUSTOMERS_LATER = "客户模块上线后可用";
 
 const { values: opts } = parseArgs({
   options: {
@@ -141,8 +140,8 @@ async function handOver(page, assignment) {
   await page.click("#gs-handover");
   await page.selectOption("#gs-handover-from", String(assignment.user_id));
   const box = page.locator('#gs-handover-form input[name="include_customers"]');
-  check(await box.isDisabled(), "include_customers is disabled until customers exist");
-  check((await box.getAttribute("title")) === CUSTOMERS_LATER, "include_customers explains why it is disabled");
+  check(await box.isEnabled(), "同时移交管户客户 can be chosen");
+  await box.check();
   await pick(page, "#gs-handover-to", RECEIVER.username, RECEIVER.username);
   await page.fill('#gs-handover-form textarea[name="reason"]', "岗位调整（E2E）");
   const posted = apiResponse(page, "POST", (p) => p.endsWith("/handover"));
@@ -150,6 +149,7 @@ async function handOver(page, assignment) {
   const res = await posted;
   check(res.status() === 201, `the hand-over is written (201), got ${res.status()}: ${await res.text()}`);
   const handover = await res.json();
+  check(handover.include_customers && Number.isInteger(handover.moved_customers), "the hand-over includes customers");
   const row = page.locator(`.gs-handover[data-id="${handover.id}"]`);
   await row.waitFor();
   const text = await row.innerText();

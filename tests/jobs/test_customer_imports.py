@@ -89,7 +89,8 @@ def test_import_creates_and_matches_in_one_transaction(live, owner_engine, redis
     assert detail["job"]["status"] == "finished"
     assert detail["job"]["progress"]["phase"] == "done"
     assert detail["job"]["progress"]["done"] == detail["job"]["progress"]["total"] == 50
-    assert client.get(f"/api/v1/jobs/{job_id}", headers=h).get_json()["progress"] == {"done": 50, "total": 50}
+    assert client.get(f"/api/v1/jobs/{job_id}", headers=h).get_json()["progress"] == {"done": 50, "total": 50,
+                                                                                  "phase": "done"}
     assert client.get(f"/api/v1/jobs/{job_id}", headers=login("bl_430104")).status_code == 404
     assert client.get(f"{B}/{batch['id']}", headers=login("bl_430104")).status_code == 404
     # the saved list: masks only, the matched customer and the new ones

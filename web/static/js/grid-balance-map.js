@@ -1,4 +1,5 @@
-// Maps of the 网格平衡 page: one map (调整前 or 调整后) or two side by side with synced views. Grids are coloured
+// Maps of the 网格平衡 page: one map (调整前 or 调整后) or two side by side with synced views. Grids (or, in the
+// 网格内客户 mode, customer points) are coloured
 // by their manager before / after the proposal, moved grids are outlined, locked grids dashed, grids outside the
 // household norm carry a badge. Base maps come from map/basemaps.js; the data is requested by the page in the
 // base map's crs, so it lines up with the tiles.
@@ -107,6 +108,36 @@ export function createBalanceMaps(containers, { onGridClick }) {
             names.get(owner) || "—", moved && side === "after" ? `（原 ${names.get(p.before) || "—"}）` : "",
             flag ? [el("br"), el("span", { class: "gb-flag" }, flag)] : null);
           polygon(i, f, style, text, flag ? "gb-label--flag" : "");
+        }
+      });
+    },
+    /**
+     * Customers of one grid as points coloured by their manager before / after (map 0 shows `views[0]`, map 1
+     * "after"); moved points get a black ring on the "after" side, locked ones a dashed ring. onPointClick(id).
+     */
+    drawPoints(features, { views, colours, names, locked, outline, onPointClick }) {
+      groups.forEach((g) => g.clearLayers());
+      views.forEach((side, i) => {
+        if (outline && outline.geometry) {
+          polygon(i, { type: "Feature", geometry: outline.geometry, properties: {} }, STYLE.parent);
+        }
+        for (const f of features) {
+          const p = f.properties;
+          const [lon, lat] = f.geometry.coordinates;
+          const owner = p[side];
+          const moved = p.before !== p.after && side === "after";
+          const isLocked = locked.has(p.customer_id);
+          const layer = L.circleMarker([lat, lon], {
+            radius: p.kind === "company" ? 6.5 : 5, fillColor: colours.get(owner) || "#adb5bd", fillOpacity: 0.9,
+            color: moved || isLocked ? "#111827" : "#ffffff", weight: moved ? 2.5 : isLocked ? 2 : 1,
+            dashArray: isLocked ? "3 2" : null,
+            className: `gbc-point gbc-id-${p.customer_id} gb-side-${side}${moved ? " is-moved" : ""}${isLocked ? " is-locked" : ""}`,
+          });
+          layer.bindTooltip(`${p.name}${p.kind === "company" ? "（对公）" : ""} · ${names.get(owner) || "—"}`
+            + `${moved ? `（原 ${names.get(p.before) || "—"}）` : ""} · 存贷款 ${formatNumber(p.value / 1e4, 1)} 万元`
+            + `${isLocked ? " · 锁定" : ""}`, { direction: "top" });
+          layer.on("click", () => onPointClick(p.customer_id));
+          groups[i].addLayer(layer);
         }
       });
     },

@@ -31,7 +31,8 @@ export function renderPreview(r, { colourOf, gridName, range }) {
   $("gb-table").querySelector("tbody").replaceChildren(...r.managers.map((m) => el("tr", { dataset: { id: m.user_id } },
     el("td", {}, swatch(colourOf(m.user_id)), m.name),
     cell(m.before.units, m.after.units), cell(m.before.load, m.after.load, 2),
-    cell(m.before.households, m.after.households), cell(m.before.area_km2, m.after.area_km2, 2),
+    cell(m.before.households, m.after.households), cell(m.before.customers, m.after.customers),
+    cell(m.before.value / 1e4, m.after.value / 1e4, 1), cell(m.before.area_km2, m.after.area_km2, 2),
     cell(m.before.travel_km, m.after.travel_km, 1), cell(m.pieces_before, m.pieces_after),
     cell(m.compactness_before, m.compactness_after, 2))));
   const names = new Map(r.managers.map((m) => [m.user_id, m.name]));

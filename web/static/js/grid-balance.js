@@ -1,9 +1,11 @@
 // 网格平衡 (/app/grids/balance): pick a parent grid and 2+ account managers (default: the managers on its child
 // grids), weights and locked grids; 测算 asks POST /api/v1/grid-balancing/preview for loads, CV and a proposal,
 // drawn on the map and in a table; 应用调整 sends the proposal's moves to POST /grid-balancing/apply and lists the
-// hand-overs written. How loads are computed and which grid moves is the API's business.
+// hand-overs written. How loads are computed and which grid moves is the API's business. The 网格内客户 mode
+// (grid-balance-customers.js) balances the customers of one grid on the same maps.
 import { api, el, initLayout, reportError } from "./common.js";
 import { PALETTE, createBalanceMaps, flagText } from "./grid-balance-map.js";
+import { createCustomerMode } from "./grid-balance-customers.js";
 import { renderHandovers, renderLegend, renderPreview } from "./grid-balance-results.js";
 import {
   confirmDialog, createPicker, errorText, requireFields, searchGrids, searchUsers, showFieldErrors, toast,
@@ -15,8 +17,8 @@ const LEVEL_LABELS = {
   city: "市", district: "区县", township: "街道/乡镇", community: "社区/村", building_group: "楼盘/组",
 };
 const CRS_LABELS = { wgs84: "WGS84", gcj02: "GCJ-02（火星坐标）", bd09: "BD-09（百度坐标）" };
-const WEIGHTS = [["households", "户数"], ["area", "面积"], ["travel", "路程"]];
-const INITIAL_WEIGHTS = { households: 50, area: 20, travel: 30 };
+const WEIGHTS = [["households", "户数"], ["customers", "客户数"], ["value", "客户价值"], ["area", "面积"], ["travel", "路程"]];
+const INITIAL_WEIGHTS = { households: 35, customers: 15, value: 10, area: 15, travel: 25 };
 const MAX_LOOKUPS = 200; // assignment look-ups when deriving the default managers
 const LOOKUP_BATCH = 8;
 
@@ -25,6 +27,7 @@ const state = {
   basemap: "none",
   crs: "wgs84",
   view: "after",
+  mode: "grids", // or "customers": balance the customers inside one grid (grid-balance-customers.js)
   parent: null, // GET /grids/{id} in state.crs
   children: [],
   range: null, // households norm [low, high] from the parent's summary
@@ -38,6 +41,7 @@ const state = {
 };
 let maps = null;
 let config = {};
+let customers = null;
 
 // ---------------------------------------------------------------- parent and managers
 
@@ -234,7 +238,7 @@ async function runPreview(e) {
 
 function renderResults() {
   const r = state.result;
-  $("gb-results").hidden = !r;
+  $("gb-results").hidden = !r || state.mode !== "grids";
   $("gb-stale").hidden = !state.stale;
   $("gb-handovers").hidden = true;
   if (!r) return;
@@ -245,6 +249,10 @@ function renderResults() {
 
 function draw() {
   if (!maps) return;
+  if (state.mode === "customers") {
+    customers.draw();
+    return;
+  }
   const r = state.result;
   $("gb-map-hint").textContent = r ? "单击网格锁定 / 解锁；黑色粗边为调整的网格，虚线边为锁定的网格"
     : state.parent ? "单击网格可锁定 / 解锁，然后点击「测算」" : "选择上级网格后，地图显示其下级网格";
@@ -329,6 +337,11 @@ async function setBasemap(id) {
   }
   $("gb-maps").dataset.basemap = choice.id;
   try {
+    if (state.mode === "customers") {
+      await customers.reload();
+      maps.fit();
+      return;
+    }
     if (state.parent) await loadParent(state.parent.id);
     if (state.result && state.lastRequest) {
       state.result = { ...state.result, features: (await api("/api/v1/grid-balancing/preview", {
@@ -341,10 +354,36 @@ async function setBasemap(id) {
   }
 }
 
+/** 网格分配 (grids among managers) or 网格内客户 (customers of one grid among managers). */
+function setMode(mode) {
+  state.mode = mode;
+  $("gb-mode").querySelectorAll(".gs-seg__btn").forEach((b) => {
+    b.classList.toggle("is-on", b.dataset.mode === mode);
+    b.setAttribute("aria-checked", String(b.dataset.mode === mode));
+  });
+  $("gb-form").hidden = mode !== "grids";
+  $("gbc-form").hidden = mode !== "customers";
+  renderResults();
+  if (customers) customers.renderResults();
+  if (mode === "grids") {
+    history.replaceState(null, "", state.parent ? `${location.pathname}?parent=${state.parent.id}` : location.pathname);
+  }
+  draw();
+  if (maps) maps.fit();
+}
+
 async function main() {
   config = JSON.parse($("gb-basemap-config").textContent || "{}");
   const layout = initLayout();
   maps = createBalanceMaps([$("gb-map-0"), $("gb-map-1")], { onGridClick: toggleLock });
+  customers = createCustomerMode({
+    maps, crs: () => state.crs, view: () => state.view, levelLabels: LEVEL_LABELS,
+    active: () => state.mode === "customers",
+  });
+  $("gb-mode").addEventListener("click", (e) => {
+    const b = e.target.closest(".gs-seg__btn");
+    if (b && b.dataset.mode !== state.mode) setMode(b.dataset.mode);
+  });
   const parentPicker = createPicker({
     name: "parent_grid_id", id: "gb-parent", placeholder: "搜索网格名称 / 编码", search: searchGrids(LEVEL_LABELS),
     onPick: chooseParent,
@@ -373,7 +412,14 @@ async function main() {
   if (!maps) return;
   initBasemapSelect();
   draw();
-  const wanted = Number(new URLSearchParams(location.search).get("parent"));
+  const params = new URLSearchParams(location.search);
+  if (params.get("mode") === "customers") {
+    setMode("customers");
+    const grid = Number(params.get("grid"));
+    if (grid) await customers.openGrid(grid).catch((err) => toast(errorText(err, "加载网格失败"), "error"));
+    return;
+  }
+  const wanted = Number(params.get("parent"));
   if (wanted) {
     try {
       const g = await api(`${GRIDS}/${wanted}`);

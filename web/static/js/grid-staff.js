@@ -1,6 +1,7 @@
 // 网格人员 section of the grid editor's details panel: current posts (网格长, 客户经理, 协管员) with duties, KPI
 // targets and since-date, the history of ended posts, and — for users with grid:assign — 分配人员, 结束任职 and
-// 移交, plus the 移交记录 list. Every rule (one current leader, who may be assigned, hand-over) is the API's
+// 移交 (optionally with the giver's customers), 编辑 of a current post (duties, KPI targets, start date), plus the
+// 移交记录 list. Every rule (one current leader, who may be assigned, hand-over) is the API's
 // (/api/v1/grids/{id}/assignments, /grid-assignments/{id}/end, /grids/{id}/handover, /handovers); this module
 // shows what it answers, errors inline in the form.
 import { api, el, formatDateTime, formatNumber } from "./common.js";
@@ -17,7 +18,6 @@ const KPI_LABELS = {
   visits_assisted_monthly: "月协助走访",
 };
 const HANDOVER_PAGE = 5;
-const CUSTOMERS_LATER = "客户模块上线后可用";
 
 let showHistory = false; // kept while the user moves between grids
 
@@ -109,6 +109,9 @@ function holderItem(view, row) {
       el("span", { class: "gs-holder__since" }, row.is_current ? `自 ${day(row.valid_from)}`
         : `${day(row.valid_from)} 至 ${day(row.valid_to)}`),
       view.canAssign && row.is_current ? el("button", {
+        type: "button", class: "link-btn gs-holder__edit", onclick: () => openEditForm(view, row, item),
+      }, "编辑") : null,
+      view.canAssign && row.is_current ? el("button", {
         type: "button", class: "link-btn gs-holder__end", onclick: () => openEndForm(view, row, item),
       }, "结束任职") : null),
     row.responsibilities ? el("p", { class: "gs-holder__duty" }, row.responsibilities) : null,
@@ -159,8 +162,9 @@ function kpiRow(key = "", value = "") {
   return row;
 }
 
-function kpiEditor() {
-  const rows = el("div", { class: "gs-kpi-rows" }, kpiRow());
+function kpiEditor(initial = {}) {
+  const entries = Object.entries(initial || {});
+  const rows = el("div", { class: "gs-kpi-rows" }, ...(entries.length ? entries.map(([k, v]) => kpiRow(k, v)) : [kpiRow()]));
   const names = el("datalist", { id: "gs-kpi-names" },
     Object.entries(KPI_LABELS).map(([k, label]) => el("option", { value: k }, label)));
   const box = el("div", { class: "gs-kpi-editor", dataset: { name: "kpi_targets" } }, rows, names,
@@ -236,6 +240,29 @@ function openAssignForm(view) {
   }, "保存", view);
 }
 
+/** 编辑 a current post: duties, KPI targets and the start of its effective period (PATCH /grid-assignments/{id}). */
+function openEditForm(view, row, item) {
+  item.querySelector(".gs-form")?.remove();
+  const duty = el("textarea", { name: "responsibilities", rows: 3, maxlength: 2000 });
+  duty.value = row.responsibilities || "";
+  const kpis = kpiEditor(row.kpi_targets);
+  const validFrom = el("input", { type: "date", name: "valid_from", value: day(row.valid_from), required: true });
+  const form = formShell(`gs-edit-${row.id}`, `编辑 ${row.name} 的${POST_LABELS[row.post] || row.post_label}任职`, [
+    field("岗位职责", duty),
+    field("考核指标", kpis, "指标名 + 目标值（非负数）；删除一行即取消该指标"),
+    field("起始日期", validFrom, "任职有效期自该日起，至结束任职为止"),
+  ], async (form) => {
+    if (!requireFields(form, validFrom.value ? {} : { valid_from: "请填写起始日期" })) return;
+    const saved = await api(`/api/v1/grid-assignments/${row.id}`, { method: "PATCH", json: {
+      responsibilities: duty.value.trim() || null, kpi_targets: kpis.read(), valid_from: validFrom.value } });
+    view.ctx.toast(`已保存 ${saved.name} 的任职信息`, "success");
+    await load(view);
+  }, "保存");
+  form.classList.add("gs-form--inline");
+  item.append(form);
+  duty.focus();
+}
+
 function openEndForm(view, row, item) {
   item.querySelector(".gs-form")?.remove();
   const reason = el("input", { type: "text", name: "reason", maxlength: 400, placeholder: "如：岗位调整、离职" });
@@ -264,9 +291,9 @@ function openHandoverForm(view) {
     [...holders].map(([id, h]) => el("option", { value: id }, `${h.name}（${h.posts.join("、")}）`)));
   const to = createPicker({ name: "to_user_id", id: "gs-handover-to", search: searchUsers() });
   const reason = el("textarea", { name: "reason", rows: 2, maxlength: 400, placeholder: "必填，如：岗位调整" });
-  const customers = el("label", { class: "gs-check is-disabled", title: CUSTOMERS_LATER },
-    el("input", { type: "checkbox", name: "include_customers", disabled: true, title: CUSTOMERS_LATER }),
-    "同时移交管户客户", el("span", { class: "gs-check__hint" }, `（${CUSTOMERS_LATER}）`));
+  const includeCustomers = el("input", { type: "checkbox", name: "include_customers" });
+  const customers = el("label", { class: "gs-check", title: "移交人在本网格（含下级网格）管户的客户一并转给接收人" },
+    includeCustomers, "同时移交管户客户", el("span", { class: "gs-check__hint" }, "（本网格及下级网格内由移交人管户的客户）"));
   formShell("gs-handover-form", "移交网格", [
     field("移交人", from, "移交其在本网格的全部在岗岗位"),
     field("接收人", to.element),
@@ -279,9 +306,11 @@ function openHandoverForm(view) {
     if (!reason.value.trim()) missing.reason = "请填写移交原因";
     if (!requireFields(form, missing)) return;
     const body = { from_user_id: Number(from.value) || null, to_user_id: to.value ? to.value.id : null,
-      reason: reason.value.trim(), include_customers: false };
+      reason: reason.value.trim(), include_customers: includeCustomers.checked };
     const done = await api(`/api/v1/grids/${view.grid.id}/handover`, { method: "POST", json: body });
-    view.ctx.toast(`已移交：${done.from_user_name} → ${done.to_user_name}（${done.moved_assignments} 个岗位）`, "success");
+    const moved = done.include_customers ? `、${done.moved_customers} 户客户` : "";
+    view.ctx.toast(`已移交：${done.from_user_name} → ${done.to_user_name}（${done.moved_assignments} 个岗位${moved}）`,
+      "success");
     view.formSlot.replaceChildren();
     await load(view);
   }, "确认移交", view);
