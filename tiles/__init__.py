@@ -51,6 +51,10 @@ class TilesSettings:
     version_ttl_s: int = 10  # how long a layer's data fingerprint (per scope) is trusted; 0 = never fingerprint
     stats_ttl_s: int = 300  # extents shown in collections / TileJSON (per scope)
     max_age_s: int = 60  # Cache-Control max-age of tiles (private: they depend on the caller's scope)
+    # every statement of a /ogc, /tiles, /heatmaps or /aggregates request is cancelled after this many ms
+    # (SET LOCAL statement_timeout); a cancelled request answers 503 with Retry-After. 0 = no limit.
+    statement_timeout_ms: int = 15_000
+    retry_after_s: int = 5
 
     def __post_init__(self) -> None:
         if self.count_mode not in COUNT_MODES:
@@ -74,6 +78,8 @@ class TilesSettings:
             version_ttl_s=_int(env, "GM_TILES_VERSION_TTL", 10, 0),
             stats_ttl_s=_int(env, "GM_TILES_STATS_TTL", 300, 0),
             max_age_s=_int(env, "GM_TILES_MAX_AGE", 60, 0),
+            statement_timeout_ms=_int(env, "GM_TILES_STATEMENT_TIMEOUT_MS", 15_000, 0),
+            retry_after_s=_int(env, "GM_TILES_RETRY_AFTER", 5, 1),
         )
 
 
@@ -133,13 +139,13 @@ def layer_stats(spec: LayerSpec) -> dict[str, Any]:
 
 def register(app: Flask, api: Any, settings: TilesSettings | None = None) -> None:
     """Mount /ogc and /tiles on the app (documented in the app's OpenAPI through `api`)."""
-    from tiles import features, heatmaps, ogc_tiles, vector_tiles
+    from tiles import aggregates, features, heatmaps, ogc_tiles, timeouts, vector_tiles
 
     app.extensions[EXTENSION_KEY] = settings or TilesSettings.from_env()
-    api.register_blueprint(features.blp)
-    api.register_blueprint(vector_tiles.blp)
-    api.register_blueprint(heatmaps.blp)
-    api.register_blueprint(ogc_tiles.blp)
+    blueprints = (features.blp, vector_tiles.blp, heatmaps.blp, ogc_tiles.blp, aggregates.blp)
+    for blueprint in blueprints:
+        api.register_blueprint(blueprint)
+    timeouts.install(app, {b.name for b in blueprints})
     app.teardown_request(_retire_tiles_after_write)
 
 

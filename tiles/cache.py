@@ -118,6 +118,11 @@ class TileCache:
         digest = hashlib.sha1(repr(spec).encode()).hexdigest()[:8]
         return _key(self.namespace, spec.name, f"{version}.{digest}", scope, crs, f"{z}/{x}/{y}")
 
+    def derived_key(self, spec: LayerSpec, version: str, scope: str, kind: str, *parts: object) -> str:
+        """Key of a product derived from a layer (heatmap, aggregate), retired with the layer's tiles."""
+        digest = hashlib.sha1(repr(spec).encode()).hexdigest()[:8]
+        return _key(self.namespace, spec.name, f"{version}.{digest}", scope, kind, *parts)
+
     def get(self, key: str) -> bytes | None:
         if not self.enabled:
             return None

@@ -106,8 +106,12 @@ class Where:
 
 def bbox_condition(spec: LayerSpec, where: Where, box: Sequence[float]) -> None:
     """Features intersecting a WGS84 lon/lat box."""
-    where.add(sql.SQL("ST_Intersects({}, ST_MakeEnvelope(%(bx0)s, %(by0)s, %(bx1)s, %(by1)s, 4326))")
-              .format(geom(spec)), bx0=box[0], by0=box[1], bx1=box[2], by1=box[3])
+    # `&&` (LEAKPROOF since migration 0002) is what lets the GiST index serve the box under row-level security:
+    # ST_Intersects is not leakproof, so its implicit index condition is not used (measured: seq scan, 1.4 s on
+    # 2 million customers, vs an index scan)
+    where.add(sql.SQL("{g} && ST_MakeEnvelope(%(bx0)s, %(by0)s, %(bx1)s, %(by1)s, 4326) AND "
+                      "ST_Intersects({g}, ST_MakeEnvelope(%(bx0)s, %(by0)s, %(bx1)s, %(by1)s, 4326))")
+              .format(g=geom(spec)), bx0=box[0], by0=box[1], bx1=box[2], by1=box[3])
 
 
 # --- vector tiles ---------------------------------------------------------------------------------------------------
@@ -125,10 +129,13 @@ def _tile_where(spec: LayerSpec, z: int, box: sql.Composable) -> sql.Composable:
 
 def _raw_cte(spec: LayerSpec, z: int, guard: sql.Composable) -> sql.Composable:
     props = select_list(spec.tile_fields(z), for_tile=True)
+    # points: Web Mercator by arithmetic (cheaper than ST_Transform per point, same result); polygons: ST_Transform
+    shape = (sql.SQL("ST_SetSRID(ST_MakePoint({}, {}), 3857)").format(_merc_x(geom(spec)), _merc_y(geom(spec)))
+             if spec.is_point else sql.SQL("ST_Transform({}, 3857)").format(geom(spec)))
     return sql.SQL(
-        "raw AS (SELECT ST_AsMVTGeom(ST_Transform({geom}, 3857), {env}, {extent}, {buffer}, true) AS mvt_geom, "
+        "raw AS (SELECT ST_AsMVTGeom({shape}, {env}, {extent}, {buffer}, true) AS mvt_geom, "
         "{id} AS mvt_id{comma}{props} FROM {table} WHERE {guard}{where})"
-    ).format(geom=geom(spec), env=_ENVELOPE, extent=sql.Literal(EXTENT), buffer=sql.Literal(BUFFER),
+    ).format(shape=shape, env=_ENVELOPE, extent=sql.Literal(EXTENT), buffer=sql.Literal(BUFFER),
              id=column(spec.id_column), comma=sql.SQL(", " if spec.tile_fields(z) else ""), props=props,
              table=table(spec), guard=guard, where=_tile_where(spec, z, _SELECT_BOX))
 
@@ -184,13 +191,28 @@ def mvt_query(spec: LayerSpec, z: int, x: int, y: int, *,
     if spec.clustering is None:
         query = sql.SQL("WITH {raw} SELECT {mvt}, false").format(raw=_raw_cte(spec, z, sql.SQL("")),
                                                                mvt=_mvt("raw", spec.name, True))
+    elif (spec.clustered_at(z) and not force_cluster and spec.clustering.cell_table
+          and z <= spec.clustering.CELL_ZOOM):
+        query, cell_params = _cell_cluster_query(spec, z, x, y)
+        params.update(cell_params)
     elif spec.clustered_at(z) or force_cluster:
         query = sql.SQL("WITH {ctes} SELECT {mvt}, true").format(ctes=_cluster_ctes(spec, z, sql.SQL("")),
                                                                mvt=_mvt("clusters", spec.name, False))
     else:
         params.update(cap=spec.clustering.max_points, cap1=spec.clustering.max_points + 1)
-        hits = sql.SQL("hits AS MATERIALIZED (SELECT count(*) AS n FROM (SELECT 1 FROM {table} WHERE {where} "
-                       "LIMIT %(cap1)s) s)").format(table=table(spec), where=_tile_where(spec, z, _EXACT_BOX))
+        c = spec.clustering
+        if c.cell_table and z <= c.CELL_ZOOM + 5:
+            # the tile is a block of whole z11 cells: its point count (in the caller's scope) is a sum over a few
+            # pre-aggregated rows instead of a scan of up to max_points + 1 points
+            per = c.cells >> (z - c.CELL_ZOOM)
+            params.update(hx0=x * per, hx1=x * per + per - 1, hy0=((1 << z) - 1 - y) * per,
+                          hy1=((1 << z) - 1 - y) * per + per - 1)
+            hits = sql.SQL("hits AS MATERIALIZED (SELECT coalesce(sum(t.n), 0) AS n FROM {} AS t WHERE t.ix "
+                           "BETWEEN %(hx0)s AND %(hx1)s AND t.iy BETWEEN %(hy0)s AND %(hy1)s)"
+                           ).format(sql.Identifier(c.cell_table))
+        else:
+            hits = sql.SQL("hits AS MATERIALIZED (SELECT count(*) AS n FROM (SELECT 1 FROM {table} WHERE {where} "
+                           "LIMIT %(cap1)s) s)").format(table=table(spec), where=_tile_where(spec, z, _EXACT_BOX))
         query = sql.SQL("WITH {hits}, {raw}, {ctes} SELECT {raw_mvt} || {cluster_mvt}, "
                         "(SELECT n FROM hits) > %(cap)s").format(
             hits=hits,
@@ -198,6 +220,28 @@ def mvt_query(spec: LayerSpec, z: int, x: int, y: int, *,
             ctes=_cluster_ctes(spec, z, sql.SQL("(SELECT n FROM hits) > %(cap)s AND ")),
             raw_mvt=_mvt("raw", spec.name, True), cluster_mvt=_mvt("clusters", spec.name, False))
     return query, params
+
+
+def _cell_cluster_query(spec: LayerSpec, z: int, x: int, y: int) -> tuple[sql.Composable, dict[str, Any]]:
+    """Clusters of a low-zoom tile summed from the layer's pre-aggregated z11 cell table (under the same RLS): the
+    tile's 32 x 32 cells are unions of z11 cells, so counts and mean positions equal clustering the points."""
+    c = spec.clustering
+    assert c is not None and c.cell_table is not None
+    shift = c.CELL_ZOOM - z
+    per = c.cells << shift  # z11 cells per tile side
+    ix0, iy0 = x * per, ((1 << z) - 1 - y) * per  # iy counts from the south
+    counters = sql.SQL("").join(sql.SQL(", sum(t.{})::bigint AS {}").format(sql.Identifier(col), sql.Identifier(name))
+                                for name, col in c.cell_counters)
+    names = sql.SQL("").join(sql.SQL(", {}").format(sql.Identifier(name)) for name, _ in c.cell_counters)
+    query = sql.SQL(
+        "WITH cells AS (SELECT sum(t.n)::bigint AS count{counters}, sum(t.sx) / sum(t.n) AS mx, "
+        "sum(t.sy) / sum(t.n) AS my FROM {table} AS t WHERE t.ix BETWEEN %(ix0)s AND %(ix1)s "
+        "AND t.iy BETWEEN %(iy0)s AND %(iy1)s GROUP BY t.ix >> %(shift)s, t.iy >> %(shift)s HAVING sum(t.n) > 0), "
+        "clusters AS (SELECT ST_AsMVTGeom(ST_SetSRID(ST_MakePoint(mx, my), 3857), {env}, {extent}, 0, true) "
+        "AS mvt_geom, count{names} FROM cells) SELECT {mvt}, true"
+    ).format(counters=counters, table=sql.Identifier(c.cell_table), env=_ENVELOPE, extent=sql.Literal(EXTENT),
+             names=names, mvt=_mvt("clusters", spec.name, False))
+    return query, {"ix0": ix0, "ix1": ix0 + per - 1, "iy0": iy0, "iy1": iy0 + per - 1, "shift": shift}
 
 
 def tile_rows_query(spec: LayerSpec, z: int, box: Sequence[float], *, simplify: float,

@@ -43,6 +43,10 @@ def seed_customers(session: Session, settings: Settings, scale: str = "small") -
     """Seed customers in community grids (those with an account manager). Needs the SM4/blind-index keys."""
     if not settings.sm4_key or not settings.blind_index_key:
         return 0
+    if scale == "city":  # ~2,000,000 rows: COPY, generated column-wise (see customers_city.py)
+        from geo_core.seed.customers_city import seed_city_customers
+
+        return seed_city_customers(session, settings, PER_COMMUNITY["city"])
     rng = random.Random(20261126)
     rows = session.execute(text("""
         SELECT g.id, ST_AsBinary(g.geom), g.division_code, a.user_id, u.org_id
