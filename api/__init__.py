@@ -47,11 +47,17 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     from api import (
         audit,
         auth,
+        coverage,
+        customer_360,
+        customer_dedup,
+        customer_groups,
         customer_lists,
+        customer_profiles,
         customers,
         devices,
         dictionary,
         divisions,
+        geocoding,
         grid_balancing,
         grid_files,
         grid_rating,
@@ -64,13 +70,20 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         permissions,
         pois,
         roles,
+        tags,
         users,
         watch_items,
     )
 
     for module in (auth, me, orgs, users, divisions, grids, grid_staffing, grid_rating, grid_balancing, roles,
                    permissions, menus, dictionary, devices, audit, watch_items, pois, grid_files,
-                   customers, customer_lists):
+                   customers, customer_lists, customer_dedup, customer_360, customer_profiles, coverage, geocoding):
+        api.register_blueprint(module.blp)
+    for module in (tags, customer_groups):  # customer tags and groups (客群)
+        api.register_blueprint(module.blp)
+    from api import credit, customer_events, feed, reminders  # data feed, reminders, credit engine
+
+    for module in (feed, reminders, customer_events, credit):
         api.register_blueprint(module.blp)
     from tiles import register as register_tiles
     register_tiles(app, api)

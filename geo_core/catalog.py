@@ -6,7 +6,7 @@ roles, menus and dictionary entries on top. `sync_catalog` never deletes what ad
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -53,19 +53,62 @@ PERMISSIONS: dict[str, str] = {
     "customer:assign": "批量分配客户网格/客户经理",
     "customer:export": "导出客户",
     "customer:reveal": "查看完整证件号码与电话（留痕）",
+    "customer:merge": "客户查重与合并（含撤销合并）",
     "list:read": "查看名单",
+    "profile_template:read": "查看建档模板",
+    "profile_template:edit": "维护建档模板（全行）",
+    "profile_task:edit": "发起/取消建档补录任务",
+    "coverage:read": "查看覆盖指标（入格率、建档率、授信率、用信率）",
+    "coverage:run": "生成覆盖指标日快照",
     "list:edit": "维护名单模板/导入名单",
+    "reminder:read": "查看客户关怀提醒",
+    "reminder:handle": "处理客户关怀提醒（填写处理情况）",
+    "reminder:run": "手工生成客户关怀提醒",
+    "feed:import": "导入大数据平台每日数据",
+    "credit:read": "查看授信决策结果",
+    "credit:request": "发起授信决策（预授信）",
+    "tag:read": "查看客户标签",
+    "tag:edit": "维护标签定义与规则（重新计算规则标签）",
+    "tag:assign": "给客户打标签/去除标签",
+    "group:read": "查看客群",
+    "group:edit": "创建/修改/提交客群",
+    "group:approve": "审核客群（通过/驳回）",
+    "geocode:run": "地址解析（地理编码，批量解析客户地址）",
 }
 
 # Permissions introduced after the first release: synced into existing built-in roles on upgrade.
 NEW_SINCE_CREATION = frozenset({"grid:read", "grid:edit", "grid:import", "grid:export", "grid:rate", "grid:assign",
                                 "assistant:read", "assistant:edit", "poi:read", "poi:edit", "place:search",
                                 "customer:read", "customer:edit", "customer:assign", "customer:export",
-                                "customer:reveal", "list:read", "list:edit"})
+                                "customer:reveal", "list:read", "list:edit", "customer:merge",
+                                "reminder:read", "reminder:handle", "reminder:run", "feed:import", "credit:read",
+                                "credit:request"})
+
+# Profiles (建档) and coverage indicators: templates are bank-wide, edited by the head office only
+PROFILE_PERMISSIONS = frozenset({"profile_template:read", "profile_template:edit", "profile_task:edit",
+                                 "coverage:read", "coverage:run"})
+NEW_SINCE_CREATION = NEW_SINCE_CREATION | PROFILE_PERMISSIONS
+
+# Tags and customer groups (客群): granted to the built-in roles below (admins hold all)
+TAG_GROUP_PERMISSIONS = frozenset({"tag:read", "tag:edit", "tag:assign", "group:read", "group:edit", "group:approve"})
+NEW_SINCE_CREATION = NEW_SINCE_CREATION | TAG_GROUP_PERMISSIONS
+# Geocoding (地址解析) of customers in the caller's scope: leaders and account managers
+GEOCODE_PERMISSIONS = frozenset({"geocode:run"})
+NEW_SINCE_CREATION = NEW_SINCE_CREATION | GEOCODE_PERMISSIONS
+GEOCODE_ROLES = frozenset({"branch_leader", "sub_branch_leader", "account_manager"})
+TAG_GROUP_GRANTS = {
+    "branch_leader": TAG_GROUP_PERMISSIONS,
+    "sub_branch_leader": frozenset({"tag:read", "tag:edit", "tag:assign", "group:read", "group:edit"}),
+    "account_manager": frozenset({"tag:read", "tag:assign", "group:read", "group:edit"}),
+    "grid_assistant": frozenset({"tag:read"}),
+}
 
 READ_ONLY = {"map:view", "grid:read", "org:read", "user:read", "role:read", "permission:read", "menu:read", "dict:read"}
 # Held by every built-in role: POIs are public reference data, keyword search is a map tool.
 EVERYONE = frozenset({"poi:read", "place:search"})
+# what leaders and managers hold of the profile / coverage permissions (admins hold all)
+LEADER_BASE = READ_ONLY | EVERYONE | {"profile_template:read", "profile_task:edit", "coverage:read"}
+MANAGER_BASE = EVERYONE | {"profile_template:read", "coverage:read"}
 
 
 @dataclass(frozen=True)
@@ -83,6 +126,17 @@ MENUS: tuple[MenuSpec, ...] = (
     MenuSpec("map", "网格地图", "/app/map", "map:view", icon="map"),
     MenuSpec("grids", "网格管理", "/app/grids", "grid:read", icon="grid"),
     MenuSpec("grid_balance", "网格平衡", "/app/grids/balance", "grid:assign", icon="team"),
+    MenuSpec("grid_assistants", "网格三员", "/app/grids/assistants", "assistant:edit", icon="user"),
+    MenuSpec(
+        "customers",
+        "客户管理",
+        icon="customer",
+        children=(
+            MenuSpec("customers.list", "客户列表", "/app/customers", "customer:read", icon="customer"),
+            MenuSpec("customers.import", "名单导入", "/app/customers/import", "list:edit", icon="book"),
+            MenuSpec("customers.imports", "导入批次", "/app/customers/imports", "list:read", icon="audit"),
+        ),
+    ),
     MenuSpec(
         "system",
         "系统管理",
@@ -116,28 +170,34 @@ ROLES: tuple[RoleSpec, ...] = (
         "branch_leader",
         "支行行长",
         DataScope.org_subtree,
-        frozenset(READ_ONLY | EVERYONE | {"user:edit", "user:export", "user:import", "device:read", "device:edit",
+        frozenset(LEADER_BASE | {"user:edit", "user:export", "user:import", "device:read", "device:edit",
                                           "org:export", "audit:read", "user:reset_password", "grid:edit",
                                           "grid:import", "grid:export", "grid:rate", "grid:assign", "assistant:read",
                                           "assistant:edit", "poi:edit", "customer:read", "customer:edit",
                                           "customer:assign", "customer:export", "customer:reveal", "list:read",
-                                          "list:edit"}),
+                                          "list:edit", "customer:merge", "reminder:read", "reminder:handle",
+                                          "credit:read", "credit:request"}),
     ),
     RoleSpec(
         "sub_branch_leader",
         "二级支行/网点负责人",
         DataScope.org_subtree,
-        frozenset(READ_ONLY | EVERYONE | {"user:export", "device:read", "device:edit", "grid:edit", "grid:export",
+        frozenset(LEADER_BASE | {"user:export", "device:read", "device:edit", "grid:edit", "grid:export",
                                           "grid:assign", "assistant:read", "assistant:edit", "poi:edit",
                                           "customer:read", "customer:edit", "customer:assign", "list:read",
-                                          "list:edit"}),
+                                          "list:edit", "reminder:read", "reminder:handle", "credit:read",
+                                          "credit:request"}),
     ),
     RoleSpec("account_manager", "客户经理", DataScope.self,
-             frozenset(EVERYONE | {"map:view", "org:read", "dict:read", "grid:read", "assistant:read",
-                                   "customer:read", "customer:edit", "list:read"})),
+             frozenset(MANAGER_BASE | {"map:view", "org:read", "dict:read", "grid:read", "assistant:read",
+                                   "customer:read", "customer:edit", "list:read", "reminder:read",
+                                   "reminder:handle", "credit:read", "credit:request"})),
     RoleSpec("grid_assistant", "网格协管员", DataScope.self,
-             frozenset(EVERYONE | {"map:view", "dict:read", "grid:read", "customer:read"})),
+             frozenset(EVERYONE | {"map:view", "dict:read", "grid:read", "customer:read"} | {"profile_template:read"})),
 )
+ROLES = tuple(replace(r, permissions=r.permissions | TAG_GROUP_GRANTS.get(r.code, frozenset())) for r in ROLES)
+ROLES = tuple(replace(r, permissions=r.permissions | GEOCODE_PERMISSIONS) if r.code in GEOCODE_ROLES else r
+              for r in ROLES)
 
 DICT_TYPES: tuple[tuple[str, str, ValueType, tuple[tuple[str, str, str | None], ...]], ...] = (
     ("product_status", "产品状态", ValueType.string,

@@ -183,6 +183,15 @@ def seed_demo(session: Session, scale: str = "small", *, iterations: int = 150_0
         from geo_core.seed.customers import seed_customers
 
         n_customers = seed_customers(session, settings, scale)
+        from geo_core.seed.feed import seed_feed_state
+
+        seed_feed_state(session, scale)  # accounts, loans, snapshots, events behind the holdings
+        from geo_core.groups.demo import seed_tags_and_groups
+
+        seed_tags_and_groups(session)
+        from geo_core.seed.profiles import seed_profiles
+
+        seed_profiles(session, settings)
     return SeedSummary(orgs=len(orgs), users=len(users), divisions=n_div, grids=n_grids,
                        customers=n_customers, logins=demo_logins(session))
 

@@ -176,8 +176,9 @@ def test_menus_follow_permissions(client, login):
     system = next(m for m in admin if m["code"] == "system")
     assert len(system["children"]) == 8
     am = client.get("/api/v1/me/menus", headers=login("am_430102_1_1")).get_json()
-    assert [m["code"] for m in am] == ["home", "map", "grids", "system"]
-    assert [c["code"] for c in am[3]["children"]] == ["system.orgs", "system.dict"]
+    assert [m["code"] for m in am] == ["home", "map", "grids", "customers", "system"]
+    assert [c["code"] for c in am[3]["children"]] == ["customers.list", "customers.imports"]
+    assert [c["code"] for c in am[4]["children"]] == ["system.orgs", "system.dict"]
 
 
 def test_import_rejects_a_huge_cell_with_422(client, login):
