@@ -47,6 +47,10 @@ fi
 if [ "${GM_WITH_BROWSER:-0}" = "1" ] && [ ! -x /usr/bin/chromium ]; then
   apt_install chromium
 fi
+# A CJK font, so the zh-CN pages render readable characters in headless screenshots (not boxes).
+if [ "${GM_WITH_BROWSER:-0}" = "1" ] && [ ! -d /usr/share/fonts/opentype/noto ]; then
+  apt_install fonts-noto-cjk
+fi
 # GDAL/OGR command-line tools (ogrinfo, ogr2ogr) for the GIS-client tests (tests/tiles/test_gis_clients.py): only
 # when asked (make test asks).
 if [ "${GM_WITH_GDAL:-0}" = "1" ] && ! command -v ogrinfo >/dev/null 2>&1; then
