@@ -157,6 +157,54 @@ def app_grid_balance() -> ResponseReturnValue:
                            basemaps=basemap_config())
 
 
+@bp.get("/app/grids/assistants")
+def app_grid_assistants() -> ResponseReturnValue:
+    return render_template("app/grid_assistants.html", page_title="网格三员")
+
+
+@bp.get("/app/customers")
+def app_customers() -> ResponseReturnValue:
+    return render_template("app/customers.html", page_title="客户管理")
+
+
+@bp.get("/app/customers/<int:customer_id>")
+def app_customer_detail(customer_id: int) -> ResponseReturnValue:
+    missing = [p for p in ("leaflet", "proj4", "proj4leaflet") if not vendor_available(p)]
+    return render_template("app/customer_detail.html", page_title="客户360视图", customer_id=customer_id,
+                           vendor_missing=missing, basemaps=basemap_config())
+
+
+@bp.get("/app/customers/import")
+def app_customer_import() -> ResponseReturnValue:
+    return render_template("app/customer_import.html", page_title="名单导入")
+
+
+@bp.get("/app/customers/imports")
+def app_customer_batches() -> ResponseReturnValue:
+    return render_template("app/customer_batches.html", page_title="导入批次")
+
+
+@bp.get("/app/customers/groups")
+def app_customer_groups() -> ResponseReturnValue:
+    missing = [p for p in ("leaflet", "leaflet-geoman") if not vendor_available(p)]
+    return render_template("app/customer_groups.html", page_title="客群管理", vendor_missing=missing)
+
+
+@bp.get("/app/customers/tags")
+def app_customer_tags() -> ResponseReturnValue:
+    return render_template("app/customer_tags.html", page_title="标签管理")
+
+
+@bp.get("/app/customers/reminders")
+def app_reminders() -> ResponseReturnValue:
+    return render_template("app/reminders.html", page_title="客户提醒")
+
+
+@bp.get("/app/customers/<int:customer_id>/profile")
+def app_customer_profile(customer_id: int) -> ResponseReturnValue:
+    return render_template("app/customer_profile.html", page_title="客户建档", customer_id=customer_id)
+
+
 @bp.get("/app/system/<entity>")
 def system_table(entity: str) -> ResponseReturnValue:
     title = SYSTEM_ENTITIES.get(entity)

@@ -135,6 +135,9 @@ MENUS: tuple[MenuSpec, ...] = (
             MenuSpec("customers.list", "客户列表", "/app/customers", "customer:read", icon="customer"),
             MenuSpec("customers.import", "名单导入", "/app/customers/import", "list:edit", icon="book"),
             MenuSpec("customers.imports", "导入批次", "/app/customers/imports", "list:read", icon="audit"),
+            MenuSpec("customers.groups", "客群管理", "/app/customers/groups", "group:read", icon="team"),
+            MenuSpec("customers.tags", "标签管理", "/app/customers/tags", "tag:read", icon="flag"),
+            MenuSpec("customers.reminders", "客户提醒", "/app/customers/reminders", "reminder:read", icon="task"),
         ),
     ),
     MenuSpec(
