@@ -15,9 +15,10 @@ from redis import Redis
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from geo_core.auth.service import decode_access_token, load_principal
+from geo_core.auth.fast import authenticate_session
+from geo_core.auth.service import decode_access_token
 from geo_core.config import Settings
-from geo_core.db import NOBODY, SYSTEM, DbContext, make_engine, make_session_factory, set_context
+from geo_core.db import NOBODY, SYSTEM, DbContext, get_context, make_engine, make_session_factory, set_context
 from geo_core.errors import AuthenticationFailed, PermissionDenied
 from geo_core.scope import Principal
 
@@ -140,13 +141,24 @@ def begin_request() -> None:
 
 
 def authenticate(token: str) -> None:
+    """One statement: the principal, its data-scope context and the request's extra settings (geo_core.auth.fast)."""
     user_id, session_id = decode_access_token(settings(), token)
-    session = db()
-    set_context(session, SYSTEM.with_request(g.request_id, g.client_ip))
-    p = load_principal(session, user_id, session_id)
+    if "db" not in g:
+        g.db = state().sessions()  # no context bound yet: authenticate_session binds it in its own statement
+    p = authenticate_session(g.db, user_id, session_id, request_id=g.request_id, client_ip=g.client_ip,
+                             settings=request_settings())
     g.principal = p
-    g.db_context = p.db_context().with_request(g.request_id, g.client_ip)
-    set_context(session, g.db_context)
+    g.db_context = get_context(g.db)
+
+
+def request_settings() -> tuple[tuple[str, str], ...]:
+    """Transaction-local settings for this request from providers registered by `add_request_settings`."""
+    return tuple(pair for provider in current_app.extensions.get("gridmarket_settings", ()) for pair in provider())
+
+
+def add_request_settings(app: Flask, provider: Callable[[], tuple[tuple[str, str], ...]]) -> None:
+    """Register settings (names in geo_core.db.SETTINGS) applied with the caller's context, e.g. a timeout."""
+    app.extensions.setdefault("gridmarket_settings", []).append(provider)
 
 
 def current_context() -> DbContext:

@@ -47,6 +47,8 @@ class DbContext:
     lqueries: tuple[str, ...] = ()
     request_id: str | None = None
     client_ip: str | None = None
+    # extra transaction-local settings (name, value), names from SETTINGS only: e.g. the tile server's timeout
+    settings: tuple[tuple[str, str], ...] = ()
 
     def with_request(self, request_id: str | None, client_ip: str | None) -> DbContext:
         return replace(self, request_id=request_id, client_ip=client_ip)
@@ -56,6 +58,7 @@ NOBODY = DbContext()
 SYSTEM = DbContext(scope_all=True)
 
 _CTX_KEY = "gm_context"
+SETTINGS = ("statement_timeout", "jit")  # the only settings a DbContext may carry
 _SET_SQL = text(
     "SELECT set_config('gm.user_id', :user_id, true), set_config('gm.org_id', :org_id, true),"
     " set_config('gm.scope', :scope, true), set_config('gm.lqueries', :lqueries, true),"
@@ -74,11 +77,35 @@ def _context_params(ctx: DbContext) -> dict[str, str]:
     }
 
 
+def _set_sql(ctx: DbContext):  # noqa: ANN202
+    """One statement setting the context and its extra settings (names whitelisted, values bound)."""
+    if not ctx.settings:
+        return _SET_SQL
+    extra = []
+    for i, (name, _) in enumerate(ctx.settings):
+        if name not in SETTINGS:
+            raise ValueError(f"setting not allowed in a DbContext: {name}")
+        extra.append(f", set_config('{name}', :s{i}, true)")
+    return text(_SET_SQL.text + "".join(extra))
+
+
+def _params(ctx: DbContext) -> dict[str, str]:
+    params = _context_params(ctx)
+    params.update({f"s{i}": value for i, (_, value) in enumerate(ctx.settings)})
+    return params
+
+
 def set_context(session: Session, ctx: DbContext) -> None:
     """Bind `ctx` to the session: applied now (if a transaction is open) and on every new one."""
     session.info[_CTX_KEY] = ctx
     if session.in_transaction():
-        session.execute(_SET_SQL, _context_params(ctx))
+        session.execute(_set_sql(ctx), _params(ctx))
+
+
+def adopt_context(session: Session, ctx: DbContext) -> None:
+    """Bind `ctx` to the session without a statement: the caller has just applied it in the open transaction
+    (`geo_core.auth.fast` does so in the same statement that loads the principal). New transactions apply it."""
+    session.info[_CTX_KEY] = ctx
 
 
 def get_context(session: Session) -> DbContext:
@@ -89,7 +116,7 @@ def get_context(session: Session) -> DbContext:
 def _apply_context(session: Session, transaction, connection) -> None:  # noqa: ANN001
     ctx = session.info.get(_CTX_KEY)
     if ctx is not None:
-        connection.execute(_SET_SQL, _context_params(ctx))
+        connection.execute(_set_sql(ctx), _params(ctx))
 
 
 def make_engine(url: str, *, pool_size: int = 10, **kwargs: object) -> Engine:

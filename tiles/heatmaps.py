@@ -28,7 +28,7 @@ from api.extensions import BaseSchema, Blueprint, db
 from api.grids import from_wgs84
 from geo_core.crs import parse_crs, wgs84_to_gcj02
 from geo_core.errors import NotFound, ValidationFailed
-from tiles import layer_for, scope_of, sql, tile_cache, tiles_settings
+from tiles import heatmap_cells, layer_for, scope_of, sql, tile_cache, tiles_settings
 
 blp = Blueprint("heatmaps", __name__, url_prefix="/heatmaps", description="H3 热力图（GeoJSON 与 MVT）")
 MAX_CELLS = 20_000
@@ -175,6 +175,8 @@ def heat_cells(layer: str, args: dict[str, Any], box: tuple[float, ...], res: in
     query = (f"SELECT gm_h3_parent(t.{heat.cell_column}, :res) AS cell, count(*){sums} FROM {heat.table} t "
              f"WHERE {' AND '.join(where)} GROUP BY 1 ORDER BY 2 DESC, 1"
              + (f" LIMIT {int(limit)}" if limit else ""))
+    if heatmap_cells.eligible(layer, args, res):  # same cells, counts and sums from the r8 aggregate
+        query, params["pad"] = heatmap_cells.query(args, limit), heatmap_cells.PAD
     try:
         with db().begin_nested():
             return [(int(r[0]), int(r[1]), *(round(float(v), 2) for v in r[2:]))

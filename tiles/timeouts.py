@@ -1,7 +1,8 @@
 """Statement timeouts for the feature and tile server.
 
 Every request to a tiles blueprint (/ogc, /tiles, /heatmaps, /aggregates) made by a logged-in caller gets
-`SET LOCAL statement_timeout` (GM_TILES_STATEMENT_TIMEOUT_MS) in its transaction, right after authentication, so no
+`SET LOCAL statement_timeout` (GM_TILES_STATEMENT_TIMEOUT_MS) in its transactions - set by authentication in the same
+statement as the caller's data-scope context (api.extensions.add_request_settings, geo_core.auth.fast) - so no
 filter, deep offset or huge extent can keep a worker busy for longer. A cancelled statement (SQLSTATE 57014, raised
 raw by psycopg in `tiles.sql.run` or wrapped by SQLAlchemy) becomes a **503 `QUERY_TIMEOUT` with `Retry-After`** in
 the app's error shape - never a 500. The transaction is rolled back by the app's normal teardown.
@@ -16,6 +17,7 @@ from psycopg import errors as pg_errors
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
+from geo_core.db import get_context
 from tiles import tiles_settings
 
 
@@ -48,12 +50,21 @@ def timeout_response(exc: BaseException) -> Any:
 def install(app: Flask, blueprint_names: set[str]) -> None:
     """Apply the timeout to requests of the given blueprints; map cancelled statements to 503 app-wide."""
 
-    def before() -> None:
+    from api.extensions import add_request_settings, db
+
+    def settings() -> tuple[tuple[str, str], ...]:
+        if request.blueprint not in blueprint_names:
+            return ()
+        timeout_ms = tiles_settings().statement_timeout_ms
+        return (("statement_timeout", f"{timeout_ms}ms" if timeout_ms > 0 else "0"), ("jit", "off"))
+
+    def before() -> None:  # authentication applied them in its own statement; this is a safety net
         if request.blueprint in blueprint_names and g.get("principal") is not None:
-            from api.extensions import db
+            session = db()
+            if "statement_timeout" not in dict(get_context(session).settings):
+                apply(session, tiles_settings().statement_timeout_ms)
 
-            apply(db(), tiles_settings().statement_timeout_ms)
-
+    add_request_settings(app, settings)
     app.before_request(before)
     app.register_error_handler(pg_errors.QueryCanceled, timeout_response)
     app.register_error_handler(OperationalError, timeout_response)
