@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from rq import Queue, SimpleWorker
 from rq.job import Job
+from sqlalchemy import text
 
 from jobs.queues import DEFAULT, IMPORTS
 from tests.conftest import DEMO_PASSWORD
@@ -74,7 +75,7 @@ def test_feed_import_job(live, redis_conn, owner_engine, tmp_path, monkeypatch):
     assert client.get("/api/v1/feed-runs", headers=login("bl_430102")).status_code == 403
 
 
-def test_reminder_job_is_idempotent(live, redis_conn):
+def test_reminder_job_is_idempotent(live, redis_conn, owner_engine):
     client, login = live
     admin = login("admin")
     r = client.post("/api/v1/reminders/runs", json={"day": "2026-11-24"}, headers=admin)
@@ -82,8 +83,11 @@ def test_reminder_job_is_idempotent(live, redis_conn):
     work(redis_conn, DEFAULT)
     job = Job.fetch(r.get_json()["job"]["id"], connection=redis_conn)
     assert job.is_finished, job.latest_result()
-    counts = job.return_value()["counts"]
-    assert counts["loan_due"] > 0 and counts["balance_change"] > 0
+    # The counts are what this run created; the browser test may have generated (and committed) this day's
+    # reminders earlier in the session, so check what exists rather than what was created.
+    with owner_engine.connect() as conn:
+        kinds = set(conn.execute(text("SELECT DISTINCT kind::text FROM reminders")).scalars())
+    assert {"loan_due", "balance_change"} <= kinds, kinds
     am = login("am_430102_1_1")
     mine = client.get("/api/v1/reminders?page_size=500", headers=am).get_json()
     assert mine["total"] > 0
