@@ -22,7 +22,7 @@ from geo_core.crs import gcj02_to_wgs84
 from jobs.customer_imports import import_customer_list
 from jobs.queues import IMPORTS
 from tests.api.test_customer_lists import B, builtin, id_number, person_rows, phone, preview, to_csv, upload
-from tests.conftest import DEMO_PASSWORD
+from tests.committing import committing_client
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,28 +30,17 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture()
 def live(app, redis_conn, owner_engine):
     """(client, login) whose requests commit, the app on the test Redis; created rows are deleted afterwards."""
-    state = app.extensions["gridmarket"]
-    original, state.redis = state.redis, redis_conn
     with owner_engine.connect() as conn:
         first_batch = conn.scalar(text("SELECT coalesce(max(id), 0) FROM customer_import_batches"))
         first_customer = conn.scalar(text("SELECT coalesce(max(id), 0) FROM customers"))
-    client, tokens = app.test_client(), {}
-
-    def login(username: str) -> dict[str, str]:
-        if username not in tokens:
-            r = client.post("/api/v1/auth/login", json={"username": username, "password": DEMO_PASSWORD})
-            assert r.status_code == 200, r.get_json()
-            tokens[username] = {"Authorization": f"Bearer {r.get_json()['access_token']}"}
-        return tokens[username]
-
-    try:
-        yield client, login
-    finally:
-        state.redis = original
-        with owner_engine.begin() as conn:
-            conn.execute(text("SELECT set_config('gm.audit_mode', 'summary', true)"))
-            conn.execute(text("DELETE FROM customer_import_batches WHERE id > :b"), {"b": first_batch})
-            conn.execute(text("DELETE FROM customers WHERE id > :c"), {"c": first_customer})
+    with committing_client(app, redis_conn) as (client, login):
+        try:
+            yield client, login
+        finally:
+            with owner_engine.begin() as conn:
+                conn.execute(text("SELECT set_config('gm.audit_mode', 'summary', true)"))
+                conn.execute(text("DELETE FROM customer_import_batches WHERE id > :b"), {"b": first_batch})
+                conn.execute(text("DELETE FROM customers WHERE id > :c"), {"c": first_customer})
 
 
 def run_worker(redis_conn) -> None:

@@ -8,29 +8,19 @@ from rq.job import Job
 from sqlalchemy import text
 
 from jobs.queues import DEFAULT, IMPORTS
-from tests.conftest import DEMO_PASSWORD
+from tests.committing import committing_client
 from tests.feed_helpers import cleanup, max_ids, sample_day, write_day
 
 
 @pytest.fixture()
 def live(app, redis_conn, owner_engine):
     """(client, login) whose requests commit, the app on the test Redis; created rows are deleted afterwards."""
-    state = app.extensions["gridmarket"]
-    original, state.redis = state.redis, redis_conn
     before = max_ids(owner_engine)
-    client, tokens = app.test_client(), {}
-
-    def login(username: str) -> dict[str, str]:
-        if username not in tokens:
-            r = client.post("/api/v1/auth/login", json={"username": username, "password": DEMO_PASSWORD})
-            tokens[username] = {"Authorization": f"Bearer {r.get_json()['access_token']}"}
-        return tokens[username]
-
-    try:
-        yield client, login
-    finally:
-        state.redis = original
-        cleanup(owner_engine, before)
+    with committing_client(app, redis_conn) as (client, login):
+        try:
+            yield client, login
+        finally:
+            cleanup(owner_engine, before)
 
 
 def work(redis_conn, queue: str) -> None:

@@ -17,7 +17,7 @@ from jobs.geocoding import geocode_run
 from jobs.queues import IMPORTS
 from tests.adapters.geocode_stub import BAIDU, KEYS, geocode_stub
 from tests.api.test_customer_lists import builtin, person_rows, preview, to_csv, upload
-from tests.conftest import DEMO_PASSWORD
+from tests.committing import committing_client
 
 G = "/api/v1/geocode"
 C = "/api/v1/customers"
@@ -32,27 +32,16 @@ def live(app, redis_conn, owner_engine, monkeypatch):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
     providers.reset_rate_limiters()
-    state = app.extensions["gridmarket"]
-    original, state.redis = state.redis, redis_conn
     with owner_engine.connect() as conn:
         first = {t: conn.scalar(text(f"SELECT coalesce(max(id), 0) FROM {t}")) for t in TABLES}
-    client, tokens = app.test_client(), {}
-
-    def login(username: str) -> dict[str, str]:
-        if username not in tokens:
-            r = client.post("/api/v1/auth/login", json={"username": username, "password": DEMO_PASSWORD})
-            assert r.status_code == 200, r.get_json()
-            tokens[username] = {"Authorization": f"Bearer {r.get_json()['access_token']}"}
-        return tokens[username]
-
-    try:
-        yield client, login
-    finally:
-        state.redis = original
-        with owner_engine.begin() as conn:
-            conn.execute(text("SELECT set_config('gm.audit_mode', 'summary', true)"))
-            for table in TABLES:
-                conn.execute(text(f"DELETE FROM {table} WHERE id > :b"), {"b": first[table]})
+    with committing_client(app, redis_conn) as (client, login):
+        try:
+            yield client, login
+        finally:
+            with owner_engine.begin() as conn:
+                conn.execute(text("SELECT set_config('gm.audit_mode', 'summary', true)"))
+                for table in TABLES:
+                    conn.execute(text(f"DELETE FROM {table} WHERE id > :b"), {"b": first[table]})
 
 
 def run_worker(redis_conn) -> None:

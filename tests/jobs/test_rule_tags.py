@@ -14,7 +14,7 @@ from sqlalchemy import text
 from geo_core.db import make_session_factory
 from geo_core.tags.service import recompute as recompute_all
 from jobs.queues import DEFAULT
-from tests.conftest import DEMO_PASSWORD
+from tests.committing import committing_client
 
 T = "/api/v1/tags"
 FURONG = "(SELECT id FROM orgs WHERE path <@ (SELECT path FROM orgs WHERE code = 'BR430102'))"
@@ -24,32 +24,21 @@ FURONG = "(SELECT id FROM orgs WHERE path <@ (SELECT path FROM orgs WHERE code =
 def live(app, redis_conn, owner_engine):
     """(client, login) whose requests commit, the app on the test Redis; created tags and changed balances are
     restored afterwards."""
-    state = app.extensions["gridmarket"]
-    original, state.redis = state.redis, redis_conn
     with owner_engine.connect() as conn:
         first_tag = conn.scalar(text("SELECT coalesce(max(id), 0) FROM tags"))
         balances = conn.execute(text("SELECT id, deposit_balance FROM customers")).all()
-    client, tokens = app.test_client(), {}
-
-    def login(username: str) -> dict[str, str]:
-        if username not in tokens:
-            r = client.post("/api/v1/auth/login", json={"username": username, "password": DEMO_PASSWORD})
-            assert r.status_code == 200, r.get_json()
-            tokens[username] = {"Authorization": f"Bearer {r.get_json()['access_token']}"}
-        return tokens[username]
-
-    try:
-        yield client, login
-    finally:
-        state.redis = original
-        with owner_engine.begin() as conn:
-            conn.execute(text("SELECT set_config('gm.audit_mode', 'summary', true)"))
-            conn.execute(text("DELETE FROM tags WHERE id > :t"), {"t": first_tag})
-            conn.execute(text("UPDATE customers c SET deposit_balance = b.v FROM unnest(CAST(:i AS int[]), "
-                              "CAST(:v AS numeric[])) b(i, v) WHERE c.id = b.i AND c.deposit_balance IS DISTINCT "
-                              "FROM b.v"), {"i": [i for i, _ in balances], "v": [v for _, v in balances]})
-        with make_session_factory(owner_engine).begin() as session:  # the seeded rule tags as they were
-            recompute_all(session)
+    with committing_client(app, redis_conn) as (client, login):
+        try:
+            yield client, login
+        finally:
+            with owner_engine.begin() as conn:
+                conn.execute(text("SELECT set_config('gm.audit_mode', 'summary', true)"))
+                conn.execute(text("DELETE FROM tags WHERE id > :t"), {"t": first_tag})
+                conn.execute(text("UPDATE customers c SET deposit_balance = b.v FROM unnest(CAST(:i AS int[]), "
+                                  "CAST(:v AS numeric[])) b(i, v) WHERE c.id = b.i AND c.deposit_balance IS DISTINCT "
+                                  "FROM b.v"), {"i": [i for i, _ in balances], "v": [v for _, v in balances]})
+            with make_session_factory(owner_engine).begin() as session:  # the seeded rule tags as they were
+                recompute_all(session)
 
 
 def run_worker(redis_conn) -> None:
