@@ -11,16 +11,14 @@ Every request's path and parameters are recorded in `requests`.
 from __future__ import annotations
 
 import json
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from geo_core.crs import wgs84_to_bd09, wgs84_to_gcj02
+from tests.adapters.stub_server import JsonStubHandler, serve
 
 BAIDU_PATH = "/baidu/place/v2/search"
 GAODE_PATH = "/gaode/v3/place/text"
@@ -75,7 +73,7 @@ def _gaode(stub: Stub, params: dict[str, str]) -> tuple[int, Any]:
                  "suggestion": {"keywords": [], "cities": []}, "pois": pois}
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(JsonStubHandler):
     stub: Stub
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
@@ -97,37 +95,11 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(404, b"not found")
         return self._send(status, json.dumps(body, ensure_ascii=False).encode())
 
-    def _send(self, status: int, body: bytes) -> None:
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json;charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-        except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout tests)
-            pass
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - signature of the base class
-        pass
 
 
-@contextmanager
-def place_stub() -> Iterator[Stub]:
+def place_stub() -> AbstractContextManager[Stub]:
     """Run the stub on an ephemeral port of 127.0.0.1 for the duration of the block."""
-    handler = type("StubHandler", (_Handler,), {})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    server.block_on_close = False
-    stub = Stub(url=f"http://127.0.0.1:{server.server_address[1]}")
-    handler.stub = stub
-    thread = threading.Thread(target=server.serve_forever, name="place-stub", daemon=True)
-    thread.start()
-    try:
-        yield stub
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    return serve(_Handler, lambda url: Stub(url=url), "place-stub")
 
 
 def stub_settings(settings: Any, stub: Stub, **overrides: Any) -> Any:

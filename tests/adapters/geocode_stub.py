@@ -13,16 +13,14 @@ next requests fail with a transient server error. Otherwise the answer is `point
 from __future__ import annotations
 
 import json
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from geo_core.crs import wgs84_to_bd09, wgs84_to_gcj02
+from tests.adapters.stub_server import JsonStubHandler, serve
 
 BAIDU = "/baidu/geocoding/v3/"
 GAODE = "/gaode/v3/geocode/geo"
@@ -98,7 +96,7 @@ def _tianditu(stub: GeoStub, params: dict[str, str], address: str, point: tuple[
                               "keyWord": address}}
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(JsonStubHandler):
     stub: GeoStub
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
@@ -128,37 +126,11 @@ class _Handler(BaseHTTPRequestHandler):
         status, body = handler(self.stub, params, address, point)
         return self._send(status, json.dumps(body, ensure_ascii=False).encode())
 
-    def _send(self, status: int, body: bytes) -> None:
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json;charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-        except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout tests)
-            pass
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - signature of the base class
-        pass
 
 
-@contextmanager
-def geocode_stub() -> Iterator[GeoStub]:
+def geocode_stub() -> AbstractContextManager[GeoStub]:
     """Run the stub on an ephemeral port of 127.0.0.1 for the duration of the block."""
-    handler = type("GeoStubHandler", (_Handler,), {})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    server.block_on_close = False
-    stub = GeoStub(url=f"http://127.0.0.1:{server.server_address[1]}")
-    handler.stub = stub
-    thread = threading.Thread(target=server.serve_forever, name="geocode-stub", daemon=True)
-    thread.start()
-    try:
-        yield stub
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    return serve(_Handler, lambda url: GeoStub(url=url), "geocode-stub")
 
 
 def stub_settings(settings: Any, stub: GeoStub, **overrides: Any) -> Any:
