@@ -95,6 +95,11 @@ def handle_db_programming(exc: Exception):  # noqa: ANN201
     if isinstance(exc, DataError):
         return _respond(422, "INVALID_VALUE", "数据取值无效")
     if isinstance(exc, OperationalError):
+        if getattr(exc, "connection_invalidated", False):  # lost connection (e.g. a database restart): retry
+            log.warning("database connection lost; the pool reconnects", exc_info=exc)
+            response = _respond(503, "DB_RECONNECTING", "数据库连接已重置，请稍后重试")
+            response.headers["Retry-After"] = "1"
+            return response
         log.error("database unavailable", exc_info=exc)
         return _respond(503, "SERVICE_UNAVAILABLE", "数据库暂不可用")
     return handle_unexpected(exc)

@@ -35,7 +35,7 @@ class State:
 
 
 def init_state(app: Flask, settings: Settings, engine: Engine | None = None) -> State:
-    engine = engine or make_engine(settings.sa_app_database_url)
+    engine = engine or make_engine(settings.sa_app_database_url, pre_ping=settings.db_pre_ping)
     state = State(settings, engine, make_session_factory(engine), Redis.from_url(settings.redis_url))
     app.extensions["gridmarket"] = state
     return state

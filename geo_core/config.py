@@ -65,6 +65,10 @@ class Settings:
     lockout_threshold: int = 5
     lockout_minutes: int = 15
     pbkdf2_iterations: int = 150_000
+    # Ping pooled connections before each checkout (one more round trip per request). Off for the web app by
+    # default: a connection lost to a database restart fails one request with 503 + Retry-After and SQLAlchemy
+    # then recycles the whole pool (docs/OPERATIONS.md).
+    db_pre_ping: bool = False
     sso_public_key: str = ""
     sso_issuer: str = "e-satchel"
     sso_audience: str = "gridmarket"
@@ -177,6 +181,7 @@ class Settings:
             lockout_threshold=_int(env, "GM_LOCKOUT_THRESHOLD", 5, 1),
             lockout_minutes=_int(env, "GM_LOCKOUT_MINUTES", 15, 1),
             pbkdf2_iterations=_int(env, "GM_PBKDF2_ITERATIONS", 150_000, 1000),
+            db_pre_ping=env.get("GM_DB_PRE_PING", "0").strip().lower() in ("1", "true", "yes", "on"),
             sso_public_key=sso_key,
             sso_issuer=env.get("GM_SSO_ISSUER", "e-satchel"),
             sso_audience=env.get("GM_SSO_AUDIENCE", "gridmarket"),

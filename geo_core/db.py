@@ -119,12 +119,14 @@ def _apply_context(session: Session, transaction, connection) -> None:  # noqa: 
         connection.execute(_set_sql(ctx), _params(ctx))
 
 
-def make_engine(url: str, *, pool_size: int = 10, **kwargs: object) -> Engine:
+def make_engine(url: str, *, pool_size: int = 10, pre_ping: bool = True, **kwargs: object) -> Engine:
+    """`pre_ping=False` saves a round trip per checkout; a connection lost meanwhile then fails its statement with
+    `connection_invalidated` set, and SQLAlchemy invalidates the rest of the pool so the next checkout reconnects."""
     return create_engine(
         url,
         pool_size=pool_size,
         max_overflow=20,
-        pool_pre_ping=True,
+        pool_pre_ping=pre_ping,
         pool_recycle=1800,
         future=True,
         **kwargs,
