@@ -167,6 +167,16 @@ def app_customers() -> ResponseReturnValue:
     return render_template("app/customers.html", page_title="客户管理")
 
 
+@bp.get("/app/customers/coverage")
+def app_customer_coverage() -> ResponseReturnValue:
+    return render_template("app/customer_coverage.html", page_title="建档与覆盖")
+
+
+@bp.get("/app/customers/duplicates")
+def app_customer_duplicates() -> ResponseReturnValue:
+    return render_template("app/customer_duplicates.html", page_title="重复客户")
+
+
 @bp.get("/app/customers/<int:customer_id>")
 def app_customer_detail(customer_id: int) -> ResponseReturnValue:
     missing = [p for p in ("leaflet", "proj4", "proj4leaflet") if not vendor_available(p)]

@@ -137,7 +137,9 @@ MENUS: tuple[MenuSpec, ...] = (
             MenuSpec("customers.imports", "导入批次", "/app/customers/imports", "list:read", icon="audit"),
             MenuSpec("customers.groups", "客群管理", "/app/customers/groups", "group:read", icon="team"),
             MenuSpec("customers.tags", "标签管理", "/app/customers/tags", "tag:read", icon="flag"),
+            MenuSpec("customers.duplicates", "重复客户", "/app/customers/duplicates", "customer:merge", icon="team"),
             MenuSpec("customers.reminders", "客户提醒", "/app/customers/reminders", "reminder:read", icon="task"),
+            MenuSpec("customers.coverage", "建档与覆盖", "/app/customers/coverage", "coverage:read", icon="audit"),
         ),
     ),
     MenuSpec(

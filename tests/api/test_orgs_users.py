@@ -178,7 +178,8 @@ def test_menus_follow_permissions(client, login):
     am = client.get("/api/v1/me/menus", headers=login("am_430102_1_1")).get_json()
     assert [m["code"] for m in am] == ["home", "map", "grids", "customers", "system"]
     assert [c["code"] for c in am[3]["children"]] == ["customers.list", "customers.imports", "customers.groups",
-                                                      "customers.tags", "customers.reminders"]
+                                                      "customers.tags", "customers.reminders",
+                                                      "customers.coverage"]  # MANAGER_BASE holds coverage:read
     assert [c["code"] for c in am[4]["children"]] == ["system.orgs", "system.dict"]
 
 
