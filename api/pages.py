@@ -172,6 +172,16 @@ def app_customer_coverage() -> ResponseReturnValue:
     return render_template("app/customer_coverage.html", page_title="建档与覆盖")
 
 
+@bp.get("/app/customers/profile-tasks")
+def app_customer_profile_tasks() -> ResponseReturnValue:
+    return render_template("app/customer_profile_tasks.html", page_title="建档任务")
+
+
+@bp.get("/app/customers/profile-templates")
+def app_customer_profile_templates() -> ResponseReturnValue:
+    return render_template("app/customer_profile_templates.html", page_title="建档模板")
+
+
 @bp.get("/app/customers/duplicates")
 def app_customer_duplicates() -> ResponseReturnValue:
     return render_template("app/customer_duplicates.html", page_title="重复客户")

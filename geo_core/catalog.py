@@ -140,6 +140,10 @@ MENUS: tuple[MenuSpec, ...] = (
             MenuSpec("customers.duplicates", "重复客户", "/app/customers/duplicates", "customer:merge", icon="team"),
             MenuSpec("customers.reminders", "客户提醒", "/app/customers/reminders", "reminder:read", icon="task"),
             MenuSpec("customers.coverage", "建档与覆盖", "/app/customers/coverage", "coverage:read", icon="audit"),
+            MenuSpec("customers.profile_templates", "建档模板", "/app/customers/profile-templates",
+                     "profile_template:edit", icon="book"),
+            MenuSpec("customers.profile_tasks", "建档任务", "/app/customers/profile-tasks", "customer:read",
+                     icon="task"),
         ),
     ),
     MenuSpec(

@@ -179,7 +179,8 @@ def test_menus_follow_permissions(client, login):
     assert [m["code"] for m in am] == ["home", "map", "grids", "customers", "system"]
     assert [c["code"] for c in am[3]["children"]] == ["customers.list", "customers.imports", "customers.groups",
                                                       "customers.tags", "customers.reminders",
-                                                      "customers.coverage"]  # MANAGER_BASE holds coverage:read
+                                                      "customers.coverage",  # MANAGER_BASE holds coverage:read
+                                                      "customers.profile_tasks"]  # customer:read
     assert [c["code"] for c in am[4]["children"]] == ["system.orgs", "system.dict"]
 
 
