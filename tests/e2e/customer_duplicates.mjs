@@ -14,7 +14,7 @@ import path from "node:path";
 import process from "node:process";
 import { parseArgs } from "node:util";
 
-import { Failure, check, makeLog, openPage } from "./harness.mjs";
+import { Failure, check, logIn, makeLog, openPage } from "./harness.mjs";
 
 const { values: opts } = parseArgs({
   options: {
@@ -50,11 +50,7 @@ async function shoot(page, name) {
 }
 
 async function login(page, username) {
-  await page.goto(url("/login"));
-  await page.evaluate(() => sessionStorage.clear());
-  await page.fill("#username", username);
-  await page.fill("#password", opts.password);
-  await Promise.all([page.waitForURL((u) => u.pathname === "/app", { timeout }), page.click("#login-submit")]);
+  await logIn(page, { base, username, password: opts.password, timeout, clearSession: true });
 }
 
 async function confirm(page) {

@@ -16,7 +16,7 @@ import path from "node:path";
 import process from "node:process";
 import { parseArgs } from "node:util";
 
-import { Failure, check, makeLog, openPage } from "./harness.mjs";
+import { Failure, check, logIn, makeLog, openPage } from "./harness.mjs";
 
 const GRID = { code: "G430102001001", name: "识字里社区" };
 const TOWNSHIP = { code: "G430102001", name: "文艺路街道" };
@@ -66,10 +66,7 @@ const apiResponse = (page, method, test) => page.waitForResponse(
 );
 
 async function login(page) {
-  await page.goto(url("/login"));
-  await page.fill("#username", opts.user);
-  await page.fill("#password", opts.password);
-  await Promise.all([page.waitForURL((u) => u.pathname === "/app", { timeout }), page.click("#login-submit")]);
+  await logIn(page, { base, username: opts.user, password: opts.password, timeout });
 }
 
 async function pick(page, inputSelector, query, text) {

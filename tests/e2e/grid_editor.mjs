@@ -14,7 +14,7 @@ import path from "node:path";
 import process from "node:process";
 import { parseArgs } from "node:util";
 
-import { Failure, check, makeLog, openPage } from "./harness.mjs";
+import { Failure, check, logIn, makeLog, openPage } from "./harness.mjs";
 
 const TOWNSHIP = { code: "G430103002", name: "坡子街街道", path: ["长沙市", "天心区"] };
 
@@ -54,10 +54,7 @@ async function shoot(page, name) {
 }
 
 async function login(page) {
-  await page.goto(url("/login"));
-  await page.fill("#username", opts.user);
-  await page.fill("#password", opts.password);
-  await Promise.all([page.waitForURL((u) => u.pathname === "/app", { timeout }), page.click("#login-submit")]);
+  await logIn(page, { base, username: opts.user, password: opts.password, timeout });
 }
 
 async function openEditor(page, query = "") {

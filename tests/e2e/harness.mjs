@@ -52,3 +52,15 @@ export async function openPage({ chromiumPath, base, timeout }) {
     throw err;
   }
 }
+
+/**
+ * Log in through the login page and wait for the app shell. `clearSession` first empties the session storage
+ * (tests that switch users on one page).
+ */
+export async function logIn(page, { base, username, password, timeout, clearSession = false }) {
+  await page.goto(new URL("/login", base).toString());
+  if (clearSession) await page.evaluate(() => sessionStorage.clear());
+  await page.fill("#username", username);
+  await page.fill("#password", password);
+  await Promise.all([page.waitForURL((u) => u.pathname === "/app", { timeout }), page.click("#login-submit")]);
+}
