@@ -5,6 +5,7 @@
 // (grid-balance.js) owns the maps, the base map and the mode switch.
 import { api, el, formatDateTime, formatNumber } from "./common.js";
 import { PALETTE } from "./grid-balance-map.js";
+import { renderManagerList } from "./grid-balance-results.js";
 import {
   confirmDialog, createPicker, errorText, requireFields, searchGrids, searchUsers, showFieldErrors, toast,
 } from "./grid-ui.js";
@@ -92,22 +93,11 @@ export function createCustomerMode(ctx) {
   }
 
   function renderManagers() {
-    $("gbc-manager-count").textContent = state.managers.length ? `${state.managers.length} 人` : "";
-    $("gbc-managers").replaceChildren(...state.managers.map((m) => el(
-      "li", { class: "gb-manager", dataset: { id: m.id } },
-      el("span", { class: "gb-swatch", style: `background: ${colourOf(m.id)}` }),
-      el("span", { class: "gb-manager__name" }, m.name),
-      el("span", { class: "gb-manager__sub" }, m.sub || ""),
-      el("button", {
-        type: "button", class: "gp-chip__remove", "aria-label": `移除 ${m.name}`,
-        onclick: () => {
-          state.managers = state.managers.filter((x) => x.id !== m.id);
-          renderManagers();
-          markStale();
-        },
-      }, "×"),
-    )));
-    if (!state.managers.length) $("gbc-managers").append(el("li", { class: "gs__note" }, "尚未选择客户经理"));
+    renderManagerList("gbc-managers", "gbc-manager-count", state.managers, colourOf, (m) => {
+      state.managers = state.managers.filter((x) => x.id !== m.id);
+      renderManagers();
+      markStale();
+    });
   }
 
   function addManager(item) {

@@ -14,6 +14,24 @@ const cell = (before, after, digits = 0) => {
 
 const swatch = (colour) => el("span", { class: "gb-swatch", style: `background: ${colour}` });
 
+/**
+ * The chosen managers as chips in `listId` (count in `countId`), each with its map colour and a remove button
+ * calling `onRemove(manager)`; used by the grid and the in-grid customer modes.
+ */
+export function renderManagerList(listId, countId, managers, colourOf, onRemove) {
+  $(countId).textContent = managers.length ? `${managers.length} 人` : "";
+  $(listId).replaceChildren(...managers.map((m) => el(
+    "li", { class: "gb-manager", dataset: { id: m.id } },
+    swatch(colourOf(m.id)),
+    el("span", { class: "gb-manager__name" }, m.name),
+    el("span", { class: "gb-manager__sub" }, m.sub || ""),
+    el("button", {
+      type: "button", class: "gp-chip__remove", "aria-label": `移除 ${m.name}`, onclick: () => onRemove(m),
+    }, "×"),
+  )));
+  if (!managers.length) $(listId).append(el("li", { class: "gs__note" }, "尚未选择客户经理"));
+}
+
 /** Fill the result card for preview `r`. ctx: {colourOf(userId), gridName(gridId), range}. */
 export function renderPreview(r, { colourOf, gridName, range }) {
   const { cv_before: before, cv_after: after } = r.balance;

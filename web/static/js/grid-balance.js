@@ -6,7 +6,7 @@
 import { api, el, initLayout, reportError } from "./common.js";
 import { PALETTE, createBalanceMaps, flagText } from "./grid-balance-map.js";
 import { createCustomerMode } from "./grid-balance-customers.js";
-import { renderHandovers, renderLegend, renderPreview } from "./grid-balance-results.js";
+import { renderHandovers, renderLegend, renderManagerList, renderPreview } from "./grid-balance-results.js";
 import {
   confirmDialog, createPicker, errorText, requireFields, searchGrids, searchUsers, showFieldErrors, toast,
 } from "./grid-ui.js";
@@ -136,22 +136,11 @@ function colourOf(userId) {
 }
 
 function renderManagers() {
-  $("gb-manager-count").textContent = state.managers.length ? `${state.managers.length} 人` : "";
-  $("gb-managers").replaceChildren(...state.managers.map((m) => el(
-    "li", { class: "gb-manager", dataset: { id: m.id } },
-    el("span", { class: "gb-swatch", style: `background: ${colourOf(m.id)}` }),
-    el("span", { class: "gb-manager__name" }, m.name),
-    el("span", { class: "gb-manager__sub" }, m.sub || ""),
-    el("button", {
-      type: "button", class: "gp-chip__remove", "aria-label": `移除 ${m.name}`,
-      onclick: () => {
-        state.managers = state.managers.filter((x) => x.id !== m.id);
-        renderManagers();
-        markStale();
-      },
-    }, "×"),
-  )));
-  if (!state.managers.length) $("gb-managers").append(el("li", { class: "gs__note" }, "尚未选择客户经理"));
+  renderManagerList("gb-managers", "gb-manager-count", state.managers, colourOf, (m) => {
+    state.managers = state.managers.filter((x) => x.id !== m.id);
+    renderManagers();
+    markStale();
+  });
 }
 
 function addManager(item) {
