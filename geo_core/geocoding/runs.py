@@ -29,16 +29,15 @@ from geo_core.customers.lists import acting_as
 from geo_core.customers.lists_models import CustomerListEntry
 from geo_core.customers.models import Customer, LocationSource
 from geo_core.db import elevated
-from geo_core.errors import NotFound, PermissionDenied, ValidationFailed
+from geo_core.errors import NotFound, ValidationFailed
 from geo_core.geocoding.gazetteer import LEVEL_RANK, LEVELS, GeocodeResult, parser_for
 from geo_core.geocoding.models import GeocodeRun
 from geo_core.geocoding.service import Geocoder
 from geo_core.grids.service import find_grid_for_point
 from geo_core.grids.spatial import point_cell
-from geo_core.orgs.models import Org
 from geo_core.paging import Page, paginate
-from geo_core.scope import Principal, widest
-from geo_core.users.models import User, UserStatus
+from geo_core.scope import Principal
+from geo_core.users.job_actor import load_job_actor
 
 CHUNK = 200
 MAX_IDS = 50_000
@@ -118,16 +117,8 @@ def list_results(session: Session, run_id: int, *, level: str | None = None, app
 
 def load_actor(session: Session, user_id: int) -> Principal:
     """The requester as a principal (current roles and scope); he must still be active and hold geocode:run."""
-    user = session.get(User, user_id)
-    if user is None or user.status is not UserStatus.active:
-        raise PermissionDenied("发起人账户不存在或已停用", code="REQUESTER_INACTIVE")
-    permissions = frozenset(p.code for r in user.roles for p in r.permissions)
-    if PERMISSION not in permissions:
-        raise PermissionDenied("发起人已没有地址解析的权限", code="PERMISSION_DENIED")
-    org_path = session.scalar(select(Org.path).where(Org.id == user.org_id))
-    return Principal(user_id=user.id, username=user.username, name=user.name, org_id=user.org_id,
-                     org_path=str(org_path), scope=widest(r.data_scope for r in user.roles),
-                     permissions=permissions, client="job")
+    return load_job_actor(session, user_id, permission=PERMISSION, inactive="发起人账户不存在或已停用",
+                          inactive_code="REQUESTER_INACTIVE", denied="发起人已没有地址解析的权限")
 
 
 def mark(session: Session, run_id: int, **values: Any) -> None:

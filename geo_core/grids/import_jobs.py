@@ -8,24 +8,13 @@ every topology rule, all rows or none).
 
 from __future__ import annotations
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from geo_core.errors import PermissionDenied
-from geo_core.orgs.models import Org
-from geo_core.scope import Principal, widest
-from geo_core.users.models import User, UserStatus
+from geo_core.scope import Principal
+from geo_core.users.job_actor import load_job_actor
 
 
 def load_importer(session: Session, user_id: int | None) -> Principal:
     """The uploader as a principal; he must still be active and hold grid:import (read in an elevated session)."""
-    user = session.get(User, user_id) if user_id is not None else None
-    if user is None or user.status is not UserStatus.active:
-        raise PermissionDenied("导入人账户不存在或已停用", code="IMPORTER_INACTIVE")
-    permissions = frozenset(p.code for r in user.roles for p in r.permissions)
-    if "grid:import" not in permissions:
-        raise PermissionDenied("导入人已没有导入网格的权限", code="PERMISSION_DENIED")
-    org_path = session.scalar(select(Org.path).where(Org.id == user.org_id))
-    return Principal(user_id=user.id, username=user.username, name=user.name, org_id=user.org_id,
-                     org_path=str(org_path), scope=widest(r.data_scope for r in user.roles),
-                     permissions=permissions, client="job")
+    return load_job_actor(session, user_id, permission="grid:import", inactive="导入人账户不存在或已停用",
+                          inactive_code="IMPORTER_INACTIVE", denied="导入人已没有导入网格的权限")
