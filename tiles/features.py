@@ -552,9 +552,8 @@ class Item(MethodView):
         fid = int(feature_id) if feature_id.isdigit() and len(feature_id) < 12 else 0
         if not valid_id(fid):
             raise NotFound("要素不存在", code="FEATURE_NOT_FOUND")
-        where = sql.Where(spec).add(pgsql.SQL("{} = %(fid)s").format(sql.column(spec.id_column)), fid=fid)
         fields = properties_arg(spec)
-        rows = sql.run(db(), *sql.items_query(spec, where, fields, out.axes, [], 1, 0))
+        rows = sql.run(db(), sql.item_by_id_query(spec, fields, out.axes), {"fid": fid})
         if not rows:
             raise NotFound("要素不存在", code="FEATURE_NOT_FOUND")
         body = shift([feature(spec, fields, rows[0])], out)[0]

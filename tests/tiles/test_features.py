@@ -367,6 +367,24 @@ def test_single_item_and_masks_only(client, login, owner_engine):
     assert client.get(f"/ogc/collections/customers/items/{cid}?limit=1", headers=h).status_code == 400
 
 
+@pytest.mark.parametrize("crs", [CRS84, EPSG4326, EPSG3857])
+@pytest.mark.parametrize("props", [None, "name,kind", "grid_id"])
+def test_single_item_equals_its_entry_in_the_listing(client, login, crs, props):  # noqa: ANN001
+    """The by-id statement is rendered once per (layer, fields, output) and reused: each variant must still give
+    the feature exactly as the listing does (properties, geometry, axis order)."""
+    h = login("admin")
+    params = {"crs": crs, **({"properties": props} if props else {})}
+    listed = _items(client, h, "customers", limit=3, **params)["features"]
+    assert listed
+    for feature in listed:
+        r = client.get(f"/ogc/collections/customers/items/{feature['id']}", headers=h, query_string=params)
+        assert r.status_code == 200 and r.headers["Content-Crs"] == f"<{crs}>"
+        one = r.get_json()
+        assert one["properties"] == feature["properties"] and one["geometry"] == feature["geometry"]
+        if props:
+            assert set(one["properties"]) <= set(props.split(","))
+
+
 # --- data scope from the attacker's side ---------------------------------------------------------------------------
 
 def test_sub_branch_leader_gets_nothing_of_yuelu_through_items(client, login, owner_engine):
