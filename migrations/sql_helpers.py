@@ -39,12 +39,21 @@ def enable_org_scope(table: str, org_column: str = "org_id", owner_predicate: st
 def audit_table(table: str, keys: tuple[str, ...] = ("id",), redact: tuple[str, ...] = ()) -> None:
     """Statement-level triggers writing one audit row per changed row (with before/after)."""
     args = ", ".join(f"'{a}'" for a in (",".join(keys), *redact))
-    for event, refs in (
-        ("INSERT", "NEW TABLE AS new_rows"),
-        ("UPDATE", "OLD TABLE AS old_rows NEW TABLE AS new_rows"),
-        ("DELETE", "OLD TABLE AS old_rows"),
-    ):
-        op.execute(
-            f"CREATE TRIGGER {table}_audit_{event.lower()} AFTER {event} ON {table} "
-            f"REFERENCING {refs} FOR EACH STATEMENT EXECUTE FUNCTION gm_audit_rows({args})"
-        )
+    statement_triggers(table, f"{table}_audit", f"gm_audit_rows({args})")
+
+
+TRANSITION_TABLES = {
+    "INSERT": "NEW TABLE AS new_rows",
+    "UPDATE": "OLD TABLE AS old_rows NEW TABLE AS new_rows",
+    "DELETE": "OLD TABLE AS old_rows",
+}
+
+
+def statement_triggers(table: str, prefix: str, function: str,
+                       events: tuple[str, ...] = ("INSERT", "UPDATE", "DELETE")) -> None:
+    """AFTER <event> FOR EACH STATEMENT triggers named `<prefix>_<event>` calling `function` (e.g. "f()"), with the
+    transition tables `new_rows` / `old_rows`; "TRUNCATE" (no transition table) may be listed too."""
+    for event in events:
+        refs = f"REFERENCING {TRANSITION_TABLES[event]} " if event in TRANSITION_TABLES else ""
+        op.execute(f"CREATE TRIGGER {prefix}_{event.lower()} AFTER {event} ON {table} {refs}"
+                   f"FOR EACH STATEMENT EXECUTE FUNCTION {function}")
