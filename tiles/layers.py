@@ -84,10 +84,18 @@ class LayerSpec:
     clustering: Clustering | None = None
     scoped: bool = True  # False: the table has no row-level security (same rows for everyone)
     fingerprint: str = "count(*), max(t.updated_at)"  # cheap change detector, see tiles.cache
+    # derived narrow table for raw-point tiles (migration 0021, e.g. customer_points): exactly the rows of `where`,
+    # under the same RLS, with the id, EPSG:3857 `mx`/`my`, the POINT_CELL_ZOOM tile `cx`/`cy` (btree) and every
+    # tile field in its tile form (enums and timestamps as text). The GCJ-02 path and clusters read `table`.
+    point_table: str | None = None
     _by_name: dict[str, Field] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    POINT_CELL_ZOOM = 18  # the point table's cx/cy grid: z18 tiles
 
     def __post_init__(self) -> None:
         self._by_name.update({f.name: f for f in self.fields})
+        if self.point_table is not None and (not self.is_point or self.zoom_filters):
+            raise ValueError(f"layer {self.name}: a point table serves point layers without zoom filters")
 
     def field(self, name: str) -> Field | None:
         return self._by_name.get(name)
@@ -205,6 +213,7 @@ register(LayerSpec(
     clustering=Clustering(below_zoom=12, max_points=20_000, cells=32,
                           counters=(("formal", "t.category = 'formal'"),),
                           cell_table="customer_cells", cell_counters=(("formal", "n_formal"),)),
+    point_table="customer_points",
     # the visible row count from the pre-aggregated cells (same RLS), the latest edit from an index: a few ms
     # instead of counting 2 million rows every GM_TILES_VERSION_TTL seconds
     fingerprint="(SELECT sum(n) FROM customer_cells), max(t.updated_at)",

@@ -6,6 +6,16 @@ Rules kept here (see ../shared/notes/postgis-rls.md):
   4326)`), with integer SRIDs, so the GiST index serves it - also under row-level security (the bbox operators are
   LEAKPROOF since migration 0002); `tests/tiles/test_tiles.py` checks the plan as the app role;
 - statements run on the request's session, so the caller's data scope (RLS) applies to each of them.
+
+Raw-point tiles of a layer with a `point_table` (customers: `customer_points`, migration 0021) read that table instead
+of the wide one: one narrow row per located customer - id, org_id/owner_key (the RLS columns, same policy), the point
+in EPSG:3857 metres (`mx`, `my`), its z18 tile cell (`cx`, `cy`, btree), the tile fields as text - stored in cell
+order and kept exact by statement triggers on customers. The tile's cells are read as `cx = ANY(...) AND cy BETWEEN`
+(leakproof integer comparisons, so the btree serves them under RLS; `tests/tiles/test_customer_points.py` checks the
+plan), and tile coordinates are ST_AsMVTGeom's own affine map and half-to-even rounding as float8 arithmetic
+(`mvt_transform`), so ids, properties and integer coordinates equal the ST_AsMVTGeom rendering. Clusters (also the
+byte-budget fallback), the point count at z >= 17 and the GCJ-02 path (which needs WGS84 positions) still read the
+layer's table.
 """
 
 from __future__ import annotations
@@ -25,11 +35,13 @@ BUFFER = 64  # MVT buffer in extent units (features this close to the edge are k
 MERCATOR_HALF = 20037508.342789244
 
 
-def run(session: Session, query: sql.Composable | str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
-    """Execute on the session's connection (in its transaction, hence under the caller's RLS scope)."""
+def run(session: Session, query: sql.Composable | str, params: dict[str, Any] | None = None, *,
+        binary: bool = False) -> list[tuple[Any, ...]]:
+    """Execute on the session's connection (in its transaction, hence under the caller's RLS scope). `binary`: results
+    in binary format (a tile's bytea then travels as itself, not as twice as many hex digits to decode)."""
     raw = session.connection().connection.driver_connection
     with raw.cursor() as cur:  # type: ignore[union-attr]
-        cur.execute(query, params or {})
+        cur.execute(query, params or {}, binary=binary)
         return cur.fetchall()
 
 
@@ -127,7 +139,11 @@ def _tile_where(spec: LayerSpec, z: int, box: sql.Composable) -> sql.Composable:
     return where.sql()
 
 
-def _raw_cte(spec: LayerSpec, z: int, guard: sql.Composable) -> sql.Composable:
+def _raw_cte(spec: LayerSpec, z: int, x: int, y: int,
+             guard: sql.Composable) -> tuple[sql.Composable, dict[str, Any]]:
+    """The CTE `raw` of a raw-feature tile (mvt_geom, mvt_id, tile fields) and its extra parameters."""
+    if spec.point_table is not None:
+        return _point_table_raw_cte(spec, z, x, y, guard)
     props = select_list(spec.tile_fields(z), for_tile=True)
     # points: Web Mercator by arithmetic (cheaper than ST_Transform per point, same result); polygons: ST_Transform
     shape = (sql.SQL("ST_SetSRID(ST_MakePoint({}, {}), 3857)").format(_merc_x(geom(spec)), _merc_y(geom(spec)))
@@ -137,7 +153,55 @@ def _raw_cte(spec: LayerSpec, z: int, guard: sql.Composable) -> sql.Composable:
         "{id} AS mvt_id{comma}{props} FROM {table} WHERE {guard}{where})"
     ).format(shape=shape, env=_ENVELOPE, extent=sql.Literal(EXTENT), buffer=sql.Literal(BUFFER),
              id=column(spec.id_column), comma=sql.SQL(", " if spec.tile_fields(z) else ""), props=props,
-             table=table(spec), guard=guard, where=_tile_where(spec, z, _SELECT_BOX))
+             table=table(spec), guard=guard, where=_tile_where(spec, z, _SELECT_BOX)), {}
+
+
+def tile_envelope(z: int, x: int, y: int) -> tuple[float, float, float, float]:
+    """ST_TileEnvelope(z, x, y) as minx, miny, maxx, maxy - by its own C arithmetic, so bit for bit the same."""
+    size = (MERCATOR_HALF - -MERCATOR_HALF) / (1 << z)
+    return (-MERCATOR_HALF + size * x, MERCATOR_HALF - size * (y + 1), -MERCATOR_HALF + size * (x + 1),
+            MERCATOR_HALF - size * y)
+
+
+def mvt_transform(z: int, x: int, y: int) -> tuple[float, float, float, float]:
+    """ST_AsMVTGeom's affine map onto tile z/x/y (fx, xoff, fy, yoff: tile x = fx * mx + xoff), same operations."""
+    minx, miny, maxx, maxy = tile_envelope(z, x, y)
+    fx, fy = EXTENT / (maxx - minx), -(EXTENT / (maxy - miny))
+    return fx, -minx * fx, fy, -maxy * fy
+
+
+def _point_table_raw_cte(spec: LayerSpec, z: int, x: int, y: int,
+                         guard: sql.Composable) -> tuple[sql.Composable, dict[str, Any]]:
+    """`raw` from the layer's narrow point table: the cells around the tile by btree, tile coordinates by arithmetic.
+
+    ST_AsMVTGeom on a point applies the affine map, rounds half to even (`round(float8)` is rint as well) and keeps
+    the point if both rounded coordinates lie in [-BUFFER, EXTENT + BUFFER]; the same expressions here give the
+    same integers and the same kept points (every point whose rounded position is in the buffered tile; the
+    `&&`-filtered path can miss a few in the outer half unit at z12-13, where its float box is tighter)."""
+    fx, xoff, fy, yoff = mvt_transform(z, x, y)
+    minx, miny, maxx, maxy = tile_envelope(z, x, y)
+    cell = 2 * MERCATOR_HALF / (1 << spec.POINT_CELL_ZOOM)
+    pad = (BUFFER + 1) * (maxx - minx) / EXTENT  # a unit more than the buffer: the exact test is the rounded one
+
+    def span(lo: float, hi: float) -> tuple[int, int]:
+        return math.floor((lo - pad + MERCATOR_HALF) / cell), math.floor((hi + pad + MERCATOR_HALF) / cell)
+
+    (cx0, cx1), (cy0, cy1) = span(minx, maxx), span(miny, maxy)
+    params = {"pfx": fx, "pxoff": xoff, "pfy": fy, "pyoff": yoff, "pcx": list(range(cx0, cx1 + 1)),
+              "pcx0": cx0, "pcx1": cx1, "pcy0": cy0, "pcy1": cy1}
+    # a tile of z >= 12 spans at most 66 columns (one btree range each); zoomed out further, one range over them all
+    cells = sql.SQL("t.cx = ANY(%(pcx)s::integer[])" if cx1 - cx0 < 128 else "t.cx BETWEEN %(pcx0)s AND %(pcx1)s")
+    px, py = sql.SQL("round(%(pfx)s * t.mx + %(pxoff)s)"), sql.SQL("round(%(pfy)s * t.my + %(pyoff)s)")
+    lo, hi = sql.Literal(float(-BUFFER)), sql.Literal(float(EXTENT + BUFFER))
+    fields = spec.tile_fields(z)
+    query = sql.SQL(
+        "raw AS (SELECT ST_MakePoint({px}, {py}) AS mvt_geom, {id} AS mvt_id{comma}{props} FROM {table} AS t "
+        "WHERE {guard}{cells} AND t.cy BETWEEN %(pcy0)s AND %(pcy1)s AND {px} BETWEEN {lo} AND {hi} "
+        "AND {py} BETWEEN {lo} AND {hi})"
+    ).format(px=px, py=py, id=column(spec.id_column), comma=sql.SQL(", " if fields else ""),
+             props=select_list(fields, for_tile=True), table=sql.Identifier(spec.point_table), guard=guard,
+             cells=cells, lo=lo, hi=hi)
+    return query, params
 
 
 def _cluster_ctes(spec: LayerSpec, z: int, guard: sql.Composable) -> sql.Composable:
@@ -189,8 +253,9 @@ def mvt_query(spec: LayerSpec, z: int, x: int, y: int, *,
         minx, miny, maxx, _ = tile_bounds(z, x, y)
         params.update(cx0=minx, cy0=miny, cell=(maxx - minx) / spec.clustering.cells)
     if spec.clustering is None:
-        query = sql.SQL("WITH {raw} SELECT {mvt}, false").format(raw=_raw_cte(spec, z, sql.SQL("")),
-                                                               mvt=_mvt("raw", spec.name, True))
+        raw, raw_params = _raw_cte(spec, z, x, y, sql.SQL(""))
+        params.update(raw_params)
+        query = sql.SQL("WITH {raw} SELECT {mvt}, false").format(raw=raw, mvt=_mvt("raw", spec.name, True))
     elif (spec.clustered_at(z) and not force_cluster and spec.clustering.cell_table
           and z <= spec.clustering.CELL_ZOOM):
         query, cell_params = _cell_cluster_query(spec, z, x, y)
@@ -213,10 +278,12 @@ def mvt_query(spec: LayerSpec, z: int, x: int, y: int, *,
         else:
             hits = sql.SQL("hits AS MATERIALIZED (SELECT count(*) AS n FROM (SELECT 1 FROM {table} WHERE {where} "
                            "LIMIT %(cap1)s) s)").format(table=table(spec), where=_tile_where(spec, z, _EXACT_BOX))
+        raw, raw_params = _raw_cte(spec, z, x, y, sql.SQL("(SELECT n FROM hits) <= %(cap)s AND "))
+        params.update(raw_params)
         query = sql.SQL("WITH {hits}, {raw}, {ctes} SELECT {raw_mvt} || {cluster_mvt}, "
                         "(SELECT n FROM hits) > %(cap)s").format(
             hits=hits,
-            raw=_raw_cte(spec, z, sql.SQL("(SELECT n FROM hits) <= %(cap)s AND ")),
+            raw=raw,
             ctes=_cluster_ctes(spec, z, sql.SQL("(SELECT n FROM hits) > %(cap)s AND ")),
             raw_mvt=_mvt("raw", spec.name, True), cluster_mvt=_mvt("clusters", spec.name, False))
     return query, params

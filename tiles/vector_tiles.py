@@ -52,7 +52,7 @@ def render_tile(session: Session, spec: LayerSpec, z: int, x: int, y: int, crs: 
     if crs == "gcj02":
         return _render_shifted(session, spec, z, x, y, force_cluster)
     query, params = sql.mvt_query(spec, z, x, y, force_cluster=force_cluster)
-    data, clustered = sql.run(session, query, params)[0]
+    data, clustered = sql.run(session, query, params, binary=True)[0]
     return bytes(data), bool(clustered)
 
 

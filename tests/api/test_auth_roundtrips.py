@@ -20,9 +20,9 @@ def counted(connection, monkeypatch):  # noqa: ANN001, ANN201
 
     raw_run = tiles.sql.run
 
-    def run(session, query, params=None):  # noqa: ANN001, ANN202
+    def run(session, query, params=None, **kw):  # noqa: ANN001, ANN003, ANN202
         statements.append(f"raw: {query!r}"[:200])
-        return raw_run(session, query, params)
+        return raw_run(session, query, params, **kw)
 
     monkeypatch.setattr(tiles.sql, "run", run)
     event.listen(connection, "before_cursor_execute", before)
