@@ -59,7 +59,7 @@ def import_customer_list(batch_id: int, skip_invalid: bool = False) -> dict[str,
             lists.mark_running(side, batch_id, job_id)
 
     try:
-        with job_session(f"customer_import:{batch_id}", actor_id=actor_id) as session:
+        with job_session(f"customer_import:{batch_id}", actor_id=actor_id, retires=("customers",)) as session:
             result = lists.import_batch(session, keys, batch_id, skip_invalid=skip_invalid,
                                         on_running=mark_running, on_progress=meter)
     except Exception as exc:

@@ -31,7 +31,8 @@ def run_feed_import(directory: str, day: str | None = None, force: bool = False,
         actor_id = job.meta.get("user_id")
     business_day = date.fromisoformat(day) if day else None
     try:
-        with job_session(f"feed_import:{Path(directory).name}", actor_id=actor_id) as session:
+        with job_session(f"feed_import:{Path(directory).name}", actor_id=actor_id,
+                         retires=("customers",)) as session:
             result = import_feed(session, feed_keys(), Path(directory), day=business_day, actor_id=actor_id,
                                  job_id=job_id, force=force)
     except (FeedRejected, FeedFormatError, DomainError, Exception) as exc:

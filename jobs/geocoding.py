@@ -77,7 +77,7 @@ def geocode_run(run_id: int) -> dict[str, Any]:
         meter = Meter(job, done)
         meter("geocode", done, total, force=True)
         while True:
-            with job_session(reason, actor_id=actor.user_id) as session:
+            with job_session(reason, actor_id=actor.user_id, retires=("customers",)) as session:
                 run = session.scalars(select(GeocodeRun).where(GeocodeRun.id == run_id).with_for_update()).one()
                 with acting_as(session, actor):
                     ids = list(session.scalars(runs.select_targets(run, run.cursor).limit(runs.CHUNK)))

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from geo_core.db import transaction
 from geo_core.grids.placement import POINT_TABLES, fill_h3, place_points
 from geo_core.scope import Principal
-from jobs.queues import _factory, job_session, log, progress, settings
+from jobs.queues import _factory, job_session, log, progress, retire_layers, settings
 
 
 @contextmanager
@@ -23,12 +23,15 @@ def acting_session(actor: Principal, job_id: str | None) -> Iterator[Session]:
         yield s
 
 
+LAYERS_OF_TABLE = {"pois": ("pois",)}  # point tables that are map layers (their grid_id is a tile attribute)
+
+
 def place_all_points() -> list[dict]:
     """Re-place points of every point table (idempotent). Progress counts tables done."""
     results = []
     tables = list(POINT_TABLES)
     for done, table in enumerate(tables, start=1):
-        with job_session(f"place_points:{table}") as session:
+        with job_session(f"place_points:{table}", retires=LAYERS_OF_TABLE.get(table, ())) as session:
             fill_h3(session, table)
             result = place_points(session, table)
         results.append(asdict(result))
@@ -41,7 +44,7 @@ def rate_all_grids(scheme_code: str | None = None) -> dict:
     """Rate every active physical grid with the (default) active scheme. One statement, one transaction."""
     from geo_core.grids.rating import get_scheme, rate_grids
 
-    with job_session("rate_all_grids") as session:
+    with job_session("rate_all_grids", retires=("grids",)) as session:
         scheme = get_scheme(session, scheme_code)
         rows = rate_grids(session, scheme)
     progress(rows, rows)
@@ -82,6 +85,7 @@ def import_grid_file(key: str, filename: str, crs: str | None = None, repair: bo
                 counts = files.import_grids(session, actor, filename, data, crs=crs, repair=repair, mode=mode,
                                             max_features=files.MAX_JOB_FEATURES,
                                             on_progress=lambda done, total: meter("write", done, total))
+            retire_layers(("grids",))
         except ValidationFailed as exc:
             errors = exc.errors if isinstance(exc.errors, list) else [
                 {"row": None, "field": k, "message": "；".join(map(str, v))} for k, v in (exc.errors or {}).items()]

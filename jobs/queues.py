@@ -12,6 +12,7 @@ from redis import Redis
 from rq import Queue, get_current_job
 from sqlalchemy.orm import Session
 
+from geo_core import tile_generations
 from geo_core.config import Settings
 from geo_core.db import NOBODY, elevated, make_engine, make_session_factory, transaction
 
@@ -35,13 +36,22 @@ def queue(name: str = DEFAULT, connection: Redis | None = None) -> Queue:
 
 
 @contextmanager
-def job_session(reason: str, actor_id: int | None = None) -> Iterator[Session]:
-    """One transaction as the RLS-bound app role, elevated (and audited) for this job."""
+def job_session(reason: str, actor_id: int | None = None, *, retires: tuple[str, ...] = ()) -> Iterator[Session]:
+    """One transaction as the RLS-bound app role, elevated (and audited) for this job. `retires`: map layers whose
+    rows the job writes; their cached tiles are retired once the transaction has committed."""
     job = get_current_job()
     job_id = job.id if job else None
     with transaction(_factory(settings().sa_app_database_url), NOBODY.with_request(job_id, None)) as session:
         with elevated(session, reason=f"job:{reason}", actor_id=actor_id):
             yield session
+    retire_layers(retires)
+
+
+def retire_layers(layers: tuple[str, ...]) -> None:
+    """Bump the tile generation of `layers` (after a commit): tiles, heatmaps and aggregates of them refresh now."""
+    if layers:
+        current = settings()
+        tile_generations.retire(Redis.from_url(current.redis_url), current.database_name, layers)
 
 
 def progress(done: int, total: int) -> None:

@@ -7,8 +7,8 @@ A cached tile's key is
 - **scope**: a hash of what row-level security reads for the caller (`all`, or his org patterns, user id and org
   id); two users share cached tiles only when they are guaranteed to see the same rows. POIs (no RLS) share one.
 - **generation**: a per-layer counter; `bump(layer)` increments it and so retires every cached
-  tile of the layer at once. Writers that need tiles to change *immediately* call it after committing (grid and
-  customer writes should); nothing in this package calls it.
+  tile of the layer at once (geo_core.tile_generations). Committed API writes call it (tiles' teardown hook,
+  `WRITE_PATHS`), and so do background jobs that write layer rows (`job_session(..., retires=...)`).
 - **fingerprint**: a cheap change detector computed over the caller's visible rows (`LayerSpec.fingerprint`: row
   count and max(updated_at), plus sum(version) for grids, whose trigger bumps `version` on every update), cached
   per layer and scope for `version_ttl_s` seconds. So any committed insert, update or delete shows in tiles within
@@ -30,11 +30,12 @@ from typing import Any
 
 from redis import Redis, RedisError
 
+from geo_core import tile_generations
 from geo_core.db import DbContext
 from tiles.layers import LayerSpec
 
 log = logging.getLogger("gridmarket.tiles")
-PREFIX = "gm:tiles"
+PREFIX = tile_generations.PREFIX
 
 
 def scope_key(ctx: DbContext, scoped: bool = True) -> str:
@@ -52,7 +53,7 @@ def _key(namespace: str, *parts: object) -> str:
 
 
 # Writes through these API paths change these layers: their cached tiles are retired after the commit.
-# (Background jobs commit outside requests; the per-scope fingerprint catches those within version_ttl_s.)
+# (Background jobs retire theirs with jobs.queues.job_session(..., retires=(layer, ...)) after committing.)
 WRITE_PATHS = {
     "/api/v1/grids": ("grids",),
     "/api/v1/customers": ("customers",),
@@ -79,7 +80,7 @@ def bump(layer: str, *, redis: Redis | None = None, namespace: str | None = None
         app_state = state()
         redis = redis if redis is not None else app_state.redis
         namespace = namespace if namespace is not None else app_state.settings.database_name
-    return int(redis.incr(_key(namespace, "gen", layer)))
+    return tile_generations.bump(redis, namespace, layer)
 
 
 class TileCache:
@@ -101,7 +102,7 @@ class TileCache:
 
     def version(self, layer: str, scope: str, fingerprint: Callable[[], str]) -> str:
         """`<generation>.<fingerprint>` of a layer as seen by one scope."""
-        gen = self._safe(lambda: self.redis.get(_key(self.namespace, "gen", layer)))
+        gen = self._safe(lambda: self.redis.get(tile_generations.generation_key(self.namespace, layer)))
         generation = gen.decode() if gen else "0"
         if self.version_ttl_s <= 0:
             return generation

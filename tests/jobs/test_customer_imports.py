@@ -19,8 +19,10 @@ from sqlalchemy import text
 
 from geo_core import crypto
 from geo_core.crs import gcj02_to_wgs84
+from geo_core.tile_generations import generation_key
 from jobs.customer_imports import import_customer_list
 from jobs.queues import IMPORTS
+from jobs.queues import settings as job_settings
 from tests.api.test_customer_lists import B, builtin, id_number, person_rows, phone, preview, to_csv, upload
 from tests.committing import committing_client
 
@@ -41,6 +43,10 @@ def live(app, redis_conn, owner_engine):
                 conn.execute(text("SELECT set_config('gm.audit_mode', 'summary', true)"))
                 conn.execute(text("DELETE FROM customer_import_batches WHERE id > :b"), {"b": first_batch})
                 conn.execute(text("DELETE FROM customers WHERE id > :c"), {"c": first_customer})
+
+
+def customers_generation(redis_conn) -> int:  # noqa: ANN001
+    return int(redis_conn.get(generation_key(job_settings().database_name, "customers")) or 0)
 
 
 def run_worker(redis_conn) -> None:
@@ -68,10 +74,12 @@ def test_import_creates_and_matches_in_one_transaction(live, owner_engine, redis
     batch = upload(client, h, to_csv(rows), builtin(client, h), name="作业测试").get_json()
     assert preview(client, h, batch["id"])["batch"]["matched_rows"] == 1
     job_id = submit(client, h, batch["id"])["job"]["id"]
+    generation = customers_generation(redis_conn)
     run_worker(redis_conn)
     job = Job.fetch(job_id, connection=redis_conn)
     assert job.is_finished, job.latest_result()
     assert job.return_value()["created_rows"] == 49
+    assert customers_generation(redis_conn) == generation + 1  # cached customer tiles retired after the commit
     # progress: done / total rows with the rate, via the batch and the generic job endpoint
     detail = client.get(f"{B}/{batch['id']}", headers=h).get_json()
     assert detail["status"] == "done" and (detail["created_rows"], detail["matched_rows"]) == (49, 1)
@@ -188,12 +196,14 @@ def test_failure_rolls_back_and_marks_the_batch_failed(live, owner_engine, redis
     job_id = submit(client, h, batch["id"])["job"]["id"]
     with owner_engine.begin() as conn:  # the importer is disabled before the job runs
         conn.execute(text("UPDATE users SET status = 'disabled' WHERE username = 'sbl_430102_2'"))
+    generation = customers_generation(redis_conn)
     try:
         run_worker(redis_conn)
     finally:
         with owner_engine.begin() as conn:
             conn.execute(text("UPDATE users SET status = 'active' WHERE username = 'sbl_430102_2'"))
     assert Job.fetch(job_id, connection=redis_conn).is_failed
+    assert customers_generation(redis_conn) == generation  # nothing committed, nothing retired
     detail = client.get(f"{B}/{batch['id']}", headers=h).get_json()
     assert detail["status"] == "failed" and "停用" in detail["error"]
     assert count_by_id_numbers(owner_engine, settings, [r[1] for r in rows]) == 0

@@ -2,12 +2,33 @@
 
 from __future__ import annotations
 
+import pytest
 from rq import SimpleWorker
 from sqlalchemy import text
 
 from geo_core.grids.spatial import point_cell
+from geo_core.tile_generations import generation_key
 from jobs.grids import place_all_points
-from jobs.queues import queue
+from jobs.queues import job_session, queue
+from jobs.queues import settings as job_settings
+
+
+def _generation(redis_conn, layer: str) -> int:  # noqa: ANN001
+    return int(redis_conn.get(generation_key(job_settings().database_name, layer)) or 0)
+
+
+def test_a_job_session_retires_its_layers_only_after_a_commit(redis_conn):
+    assert _generation(redis_conn, "customers") == 0
+    with job_session("test:retire", retires=("customers", "pois")) as session:
+        session.execute(text("SELECT 1"))
+        assert _generation(redis_conn, "customers") == 0  # not before the commit
+    assert _generation(redis_conn, "customers") == 1 and _generation(redis_conn, "pois") == 1
+    with pytest.raises(RuntimeError), job_session("test:retire", retires=("customers",)):
+        raise RuntimeError("rolled back")
+    assert _generation(redis_conn, "customers") == 1  # nothing committed, nothing retired
+    with job_session("test:no-layers"):
+        pass
+    assert _generation(redis_conn, "grids") == 0
 
 
 def test_place_all_points_job(owner_engine, redis_conn):
@@ -33,6 +54,7 @@ def test_place_all_points_job(owner_engine, redis_conn):
         SimpleWorker([q], connection=redis_conn).work(burst=True)
         job.refresh()
         assert job.is_finished, job.latest_result()
+        assert _generation(redis_conn, "pois") == 1  # cached POI tiles (grid_id is a tile attribute) are retired
         first = job.return_value()[0]
         assert first["table"] == "pois" and first["changed"] >= 3
         with owner_engine.connect() as conn:
