@@ -7,9 +7,11 @@ The caller commits even when a DomainError is raised: failure counters and devic
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 import jwt
 from sqlalchemy import select, text
@@ -68,14 +70,30 @@ def issue_access_token(settings: Settings, user_id: int, session_id: uuid.UUID) 
 
 
 def decode_access_token(settings: Settings, token: str) -> tuple[int, uuid.UUID]:
+    """The (user id, session id) of a valid access token. Whether the session is still alive is for the caller."""
+    user_id, session_id, expires = _verified_access_token(settings.secret_key, token)
+    if expires <= _now():  # PyJWT's rule (no leeway), applied again on every use of a cached verification
+        raise AuthenticationFailed("访问令牌已过期", code="TOKEN_EXPIRED")
+    return user_id, session_id
+
+
+def _now() -> float:
+    return time.time()
+
+
+@lru_cache(maxsize=4096)
+def _verified_access_token(secret: str, token: str) -> tuple[int, uuid.UUID, float]:
+    """Signature and claims checked once per token string and process (an HMAC and JSON decode per request cost
+    more than the rest of authentication's Python; bench/tiles_bench.py "item by id"). Only successes are cached;
+    expiry is re-checked by the caller on every use, and a token is bound to its secret (part of the key)."""
     try:
-        claims = jwt.decode(token, settings.secret_key, algorithms=["HS256"], options={"require": ["exp", "sub"]})
+        claims = jwt.decode(token, secret, algorithms=["HS256"], options={"require": ["exp", "sub"]})
         if claims.get("typ") != "access":
             raise AuthenticationFailed("令牌类型错误", code="TOKEN_INVALID")
-        return int(claims["sub"]), uuid.UUID(claims["sid"])
+        return int(claims["sub"]), uuid.UUID(claims["sid"]), float(claims["exp"])
     except jwt.ExpiredSignatureError as exc:
         raise AuthenticationFailed("访问令牌已过期", code="TOKEN_EXPIRED") from exc
-    except (jwt.InvalidTokenError, KeyError, ValueError) as exc:
+    except (jwt.InvalidTokenError, KeyError, ValueError, TypeError) as exc:
         raise AuthenticationFailed("访问令牌无效", code="TOKEN_INVALID") from exc
 
 

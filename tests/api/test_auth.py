@@ -89,6 +89,25 @@ def test_expired_and_forged_access_tokens_are_401(client, settings):
         assert r.status_code == 401 and r.get_json()["code"] == code
 
 
+def test_a_cached_token_verification_still_expires(client, settings, monkeypatch):
+    from geo_core.auth import service
+
+    token = _login(client, "bl_430102").get_json()["access_token"]
+    h = {"Authorization": f"Bearer {token}"}
+    assert client.get("/api/v1/me", headers=h).status_code == 200  # verified (and cached) once
+    assert client.get("/api/v1/me", headers=h).status_code == 200  # served from the cache
+    exp = jwt.decode(token, settings.secret_key, algorithms=["HS256"])["exp"]
+    monkeypatch.setattr(service, "_now", lambda: exp)
+    r = client.get("/api/v1/me", headers=h)
+    assert r.status_code == 401 and r.get_json()["code"] == "TOKEN_EXPIRED"
+    # the same claims signed with another key are not the cached token
+    forged = jwt.encode(jwt.decode(token, settings.secret_key, algorithms=["HS256"]),
+                        "another-secret-another-secret-0000", algorithm="HS256")
+    monkeypatch.setattr(service, "_now", lambda: exp - 60)
+    r = client.get("/api/v1/me", headers={"Authorization": f"Bearer {forged}"})
+    assert r.status_code == 401 and r.get_json()["code"] == "TOKEN_INVALID"
+
+
 def test_disabled_user_cannot_log_in(client, login):
     uid = client.get("/api/v1/users?q=am_430102_2_1", headers=login("admin")).get_json()["items"][0]["id"]
     assert client.patch(f"/api/v1/users/{uid}", json={"status": "disabled"}, headers=login("admin")).status_code == 200
