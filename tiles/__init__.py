@@ -7,6 +7,7 @@ query runs on the request's session (`api.extensions.db()`), whose transaction c
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -115,6 +116,20 @@ def tile_cache() -> Any:
     conf, st = tiles_settings(), state()
     return TileCache(st.redis, st.settings.database_name, enabled=conf.cache_enabled, ttl_s=conf.cache_ttl_s,
                      version_ttl_s=conf.version_ttl_s, stats_ttl_s=conf.stats_ttl_s)
+
+
+def bytes_response(data: bytes, mimetype: str, cache_status: str, extra_headers: dict[str, str] | None = None) -> Any:
+    """A tile-like answer (MVT or cached JSON bytes): private caching per token, `X-Tile-Cache` hit/miss/off, an ETag
+    of the bytes with 304 for `If-None-Match`, and 204 for no bytes."""
+    from flask import Response, request
+
+    headers = {"Cache-Control": f"private, max-age={tiles_settings().max_age_s}", "Vary": "Authorization",
+               "X-Tile-Cache": cache_status, **(extra_headers or {})}
+    if not data:
+        return Response(status=204, headers=headers)
+    response = Response(data, mimetype=mimetype, headers=headers)
+    response.set_etag(hashlib.sha1(data).hexdigest()[:24])
+    return response.make_conditional(request)
 
 
 def scope_of(spec: LayerSpec) -> str:

@@ -46,7 +46,7 @@ from api.extensions import BaseSchema, Blueprint, db
 from api.grids import from_wgs84
 from geo_core.crs import parse_crs, transform_geometry
 from geo_core.errors import NotFound, ValidationFailed
-from tiles import layer_for, scope_of, sql, tile_cache, tiles_settings
+from tiles import bytes_response, layer_for, scope_of, sql, tile_cache
 from tiles.layers import GRID_LEVELS
 
 blp = Blueprint("aggregates", __name__, url_prefix="/aggregates", description="网格汇总（专题图 choropleth）")
@@ -270,16 +270,6 @@ def cached(kind: str, args: dict[str, Any], render: Callable[[], tuple[bytes, fl
     return data, "miss"
 
 
-def _respond(data: bytes, mimetype: str, status: str) -> Response:
-    headers = {"Cache-Control": f"private, max-age={tiles_settings().max_age_s}", "Vary": "Authorization",
-               "X-Tile-Cache": status}
-    if not data:
-        return Response(status=204, headers=headers)
-    response = Response(data, mimetype=mimetype, headers=headers)
-    response.set_etag(hashlib.sha1(data).hexdigest()[:24])
-    return response.make_conditional(request)
-
-
 # --- views -----------------------------------------------------------------------------------------------------------
 
 @blp.route("/grids")
@@ -291,7 +281,7 @@ class GridAggregates(MethodView):
         layer_for("customers")
         crs = _crs(("wgs84", "gcj02", "bd09"))
         data, status = cached("agg", {**args, "crs": crs}, lambda: render_geojson(args["level"], args["bbox"], crs))
-        return _respond(data, "application/json", status)
+        return bytes_response(data, "application/json", status)
 
 
 def render_geojson(level: str, box: tuple[float, ...], crs: str) -> tuple[bytes, float | None]:
@@ -344,4 +334,4 @@ class GridAggregateTile(MethodView):
         crs = _crs(("wgs84", "gcj02"))
         data, status = cached("aggmvt", {**args, "crs": crs}, lambda: render_tile(args["level"], z, x, y, crs),
                               f"{z}/{x}/{y}")
-        return _respond(data, MVT_TYPE, status)
+        return bytes_response(data, MVT_TYPE, status)

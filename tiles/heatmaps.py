@@ -28,7 +28,7 @@ from api.extensions import BaseSchema, Blueprint, db
 from api.grids import from_wgs84
 from geo_core.crs import parse_crs, wgs84_to_gcj02
 from geo_core.errors import NotFound, ValidationFailed
-from tiles import heatmap_cells, layer_for, scope_of, sql, tile_cache, tiles_settings
+from tiles import bytes_response, heatmap_cells, layer_for, scope_of, sql, tile_cache
 
 blp = Blueprint("heatmaps", __name__, url_prefix="/heatmaps", description="H3 热力图（GeoJSON 与 MVT）")
 MAX_CELLS = 20_000
@@ -302,10 +302,4 @@ class HeatTile(MethodView):
             data = render_heat_tile(spec.name, args, z, x, y, res, crs)
             if key:
                 cache.put(key, data)
-        headers = {"Cache-Control": f"private, max-age={tiles_settings().max_age_s}", "Vary": "Authorization",
-                   "X-Tile-Cache": status, "X-H3-Resolution": str(res)}
-        if not data:
-            return Response(status=204, headers=headers)
-        response = Response(data, mimetype=MVT_TYPE, headers=headers)
-        response.set_etag(hashlib.sha1(data).hexdigest()[:24])
-        return response.make_conditional(request)
+        return bytes_response(data, MVT_TYPE, status, {"X-H3-Resolution": str(res)})

@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import struct
 from typing import Any
@@ -28,7 +27,7 @@ from sqlalchemy.orm import Session
 from api.extensions import Blueprint, db, principal
 from geo_core.crs import gcj02_to_wgs84, transform_geometry, wgs84_to_gcj02
 from geo_core.errors import DomainError, NotFound
-from tiles import layer_for, layer_stats, scope_of, sql, tile_cache, tiles_settings
+from tiles import bytes_response, layer_for, layer_stats, scope_of, sql, tile_cache, tiles_settings
 from tiles.layers import LAYERS, LayerSpec
 
 log = logging.getLogger("gridmarket.tiles")
@@ -335,10 +334,4 @@ class Tile(MethodView):
                                                        "bytes": len(data)})
             if key is not None:
                 cache.put(key, data)
-        headers = {"Cache-Control": f"private, max-age={conf.max_age_s}", "Vary": "Authorization",
-                   "X-Tile-Cache": status}
-        if not data:
-            return Response(status=204, headers=headers)
-        response = Response(data, mimetype=MVT_TYPE, headers=headers)
-        response.set_etag(hashlib.sha1(data).hexdigest()[:24])
-        return response.make_conditional(request)
+        return bytes_response(data, MVT_TYPE, status)
