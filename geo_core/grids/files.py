@@ -1,15 +1,9 @@
 """Grid import and export as GeoJSON, KML, GeoPackage and zipped Shapefile (geopandas, pyogrio engine).
 
-Export writes the grids a query selects (the session's data scope applies) with the attributes in
-`EXPORT_COLUMNS`. Files hold WGS84 lon/lat (EPSG:4326); `crs=gcj02|bd09` shifts the coordinates for
-Gaode/Baidu maps while the file still declares EPSG:4326, as those tools expect. Grids without a
-geometry (virtual grids) are kept with a null geometry in GeoJSON and GeoPackage and skipped in KML
-and Shapefile. Shapefile field names are at most 10 characters: see `SHP_FIELDS`.
+This module is the facade: export lives in `geo_core.grids.file_export`, reading a file into a WGS84 frame in
+`geo_core.grids.file_reader` (both re-exported here); importing the rows is below.
 
-Import reads a whole file into memory and reprojects it to WGS84: CGCS2000 (EPSG:4490) is taken as
-equal to WGS84; `crs=gcj02|bd09` converts shifted coordinates; `crs` naming an EPSG code overrides the
-CRS the file declares (GeoJSON without a "crs" member and Shapefile without .prj count as WGS84). Rows
-are ordered parents-first and each is written through `service.create_grid` / `service.update_grid` in
+Rows are ordered parents-first and each is written through `service.create_grid` / `service.update_grid` in
 the caller's transaction, so every rule of an interactive edit applies and each row is checked against
 the rows written before it (overlaps inside the file are caught). Any row error rejects the whole file:
 one `ValidationFailed` with code IMPORT_REJECTED and `errors` = [{row, code, field, message, detail?}],
@@ -20,318 +14,54 @@ the stored value unchanged; kind, level and virtual_type of an existing grid can
 from __future__ import annotations
 
 import heapq
-import io
 import logging
 import math
 import re
-import tempfile
-import zipfile
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
-from pathlib import Path, PurePosixPath
 from typing import Any
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import pyogrio
-import pyogrio.errors
 import shapely
-from pyproj import CRS
-from pyproj.exceptions import CRSError
 from shapely.geometry import MultiPolygon, Polygon, mapping, shape
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import DataError, IntegrityError
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
-from geo_core.crs import parse_crs, transform_geometry
 from geo_core.errors import Conflict, NotFound, ValidationFailed
 from geo_core.grids import service
+from geo_core.grids.file_export import (  # noqa: F401 - re-exported
+    EXPORT_COLUMNS,
+    FORMATS,
+    LAYER,
+    MAX_EXPORT_FEATURES,
+    SHP_FIELDS,
+    ExportFile,
+    FileFormat,
+    _v,
+    export_frame,
+    export_grids,
+)
+from geo_core.grids.file_reader import (  # noqa: F401 - re-exported
+    MAX_BYTES,
+    MAX_FEATURES,
+    MAX_UNZIPPED_BYTES,
+    READ_SUFFIXES,
+    _reject,
+    read_features,
+)
 from geo_core.grids.models import BusinessLine, Grid, GridKind, GridLevel, GridStatus, VirtualType
 from geo_core.orgs.models import Org
 from geo_core.scope import Principal
 
 log = logging.getLogger(__name__)
 
-MAX_FEATURES = 20_000  # in the request (POST /grids/import)
 MAX_JOB_FEATURES = 100_000  # in a background job (POST /grids/import-jobs, jobs.grids.import_grid_file)
-MAX_BYTES = 50 * 1024 * 1024
-MAX_UNZIPPED_BYTES = 200 * 1024 * 1024
-MAX_EXPORT_FEATURES = 100_000
-LAYER = "grids"
-EXPORT_COLUMNS = ("code", "name", "kind", "level", "virtual_type", "business_line", "org_code", "parent_code",
-                  "division_code", "households_estimate", "status", "area_m2")
-# Shapefile (dBASE) field names: at most 10 characters. Imports accept these, the full names and GDAL's
-# truncation to 10 characters (parent_cod, ...).
-SHP_FIELDS = {"virtual_type": "virt_type", "business_line": "biz_line", "parent_code": "parent_cd",
-              "division_code": "div_code", "households_estimate": "households"}
-READ_SUFFIXES = (".geojson", ".json", ".kml", ".gpkg", ".zip")
 CODE_RE = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 DIVISION_RE = re.compile(r"^\d{6}(\d{3}(\d{3})?)?$")
-SAME_AS_WGS84 = (4326, 4490)  # CGCS2000 agrees with WGS84 to centimetres
-_READ_ERRORS = (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError, pyogrio.errors.FieldError,
-                pyogrio.errors.GeometryError, pyogrio.errors.FeatureError, pyogrio.errors.CRSError, ValueError,
-                TypeError, OSError, RuntimeError)
-
-
-def _reject(message: str) -> ValidationFailed:
-    return ValidationFailed(message, code="IMPORT_REJECTED", errors={"file": [message]})
-
-
-# -- export ------------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class FileFormat:
-    driver: str
-    suffix: str
-    media_type: str
-    keeps_null_geometry: bool  # virtual grids without a polygon: null geometry, or skipped
-    write: Callable[[gpd.GeoDataFrame], bytes]
-
-
-@dataclass(frozen=True)
-class ExportFile:
-    data: bytes
-    filename: str
-    media_type: str
-    count: int
-    skipped_without_geometry: int
-
-
-def _write_ogr(driver: str, suffix: str, **options: Any) -> Callable[[gpd.GeoDataFrame], bytes]:
-    def write(frame: gpd.GeoDataFrame) -> bytes:
-        with tempfile.TemporaryDirectory(prefix="gm-grids-") as tmp:
-            path = Path(tmp) / f"{LAYER}.{suffix}"
-            frame.to_file(path, driver=driver, layer=LAYER, engine="pyogrio", geometry_type="MultiPolygon",
-                          **options)
-            return path.read_bytes()
-
-    return write
-
-
-def _write_shapefile(frame: gpd.GeoDataFrame) -> bytes:
-    """A zip of grids.shp/.shx/.dbf/.prj/.cpg (UTF-8), fields renamed per SHP_FIELDS."""
-    frame = frame.rename(columns=SHP_FIELDS)
-    with tempfile.TemporaryDirectory(prefix="gm-grids-") as tmp:
-        frame.to_file(Path(tmp) / f"{LAYER}.shp", driver="ESRI Shapefile", engine="pyogrio", encoding="UTF-8",
-                      geometry_type="MultiPolygon")
-        out = io.BytesIO()
-        with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
-            for part in sorted(Path(tmp).iterdir()):
-                archive.write(part, part.name)
-        return out.getvalue()
-
-
-FORMATS: dict[str, FileFormat] = {
-    "geojson": FileFormat("GeoJSON", "geojson", "application/geo+json", True,
-                          _write_ogr("GeoJSON", "geojson", RFC7946="YES", COORDINATE_PRECISION=9)),
-    "kml": FileFormat("KML", "kml", "application/vnd.google-earth.kml+xml", False, _write_ogr("KML", "kml")),
-    "gpkg": FileFormat("GPKG", "gpkg", "application/geopackage+sqlite3", True, _write_ogr("GPKG", "gpkg")),
-    "shp": FileFormat("ESRI Shapefile", "zip", "application/zip", False, _write_shapefile),
-}
-
-
-def export_frame(session: Session, filters: dict[str, Any]) -> gpd.GeoDataFrame:
-    """The selected grids (in scope) as a WGS84 GeoDataFrame with EXPORT_COLUMNS."""
-    stmt = service.select_grids(**filters)
-    total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
-    if total > MAX_EXPORT_FEATURES:
-        raise ValidationFailed(f"一次最多导出 {MAX_EXPORT_FEATURES} 个网格（当前 {total} 个），请缩小筛选范围",
-                               code="EXPORT_TOO_LARGE", errors={"file": ["导出数量超过上限"]})
-    sub = stmt.subquery()
-    parent = aliased(Grid)
-    rows = session.execute(
-        select(Grid, Org.code, parent.code, func.ST_AsBinary(Grid.geom))
-        .join(sub, sub.c.id == Grid.id)
-        .outerjoin(Org, Org.id == Grid.org_id)
-        .outerjoin(parent, parent.id == Grid.parent_id)  # a parent outside the scope stays blank
-        .order_by(Grid.path)
-    ).all()
-    records = [{
-        "code": g.code, "name": g.name, "kind": _v(g.kind), "level": _v(g.level),
-        "virtual_type": _v(g.virtual_type), "business_line": _v(g.business_line), "org_code": org_code,
-        "parent_code": parent_code, "division_code": g.division_code, "households_estimate": g.households_estimate,
-        "status": _v(g.status), "area_m2": None if g.area_m2 is None else round(g.area_m2, 1),
-    } for g, org_code, parent_code, _ in rows]
-    geometries = [None if wkb is None else shapely.from_wkb(bytes(wkb)) for *_, wkb in rows]
-    frame = pd.DataFrame.from_records(records, columns=list(EXPORT_COLUMNS))
-    frame["households_estimate"] = frame["households_estimate"].astype("Int64")
-    frame["area_m2"] = frame["area_m2"].astype("float64")
-    return gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(geometries, crs=4326), crs=4326)
-
-
-def export_grids(session: Session, *, fmt: str, crs: str = "wgs84",
-                 filters: dict[str, Any] | None = None) -> ExportFile:
-    """Write the selected grids (in scope) as one file of the given format, coordinates in `crs`."""
-    spec = FORMATS.get(fmt)
-    if spec is None:
-        raise ValidationFailed.on("format", "导出格式必须是 " + "、".join(FORMATS))
-    frame = export_frame(session, filters or {})
-    if crs != "wgs84" and len(frame):
-        frame = frame.set_geometry(transform_geometry(frame.geometry.to_numpy(), "wgs84", crs), crs=4326)
-    kept = frame if spec.keeps_null_geometry else frame[frame.geometry.notna()]
-    suffix = "" if crs == "wgs84" else f"-{crs}"
-    return ExportFile(
-        data=spec.write(kept), filename=f"grids{suffix}-{datetime.now():%Y%m%d%H%M%S}.{spec.suffix}",
-        media_type=spec.media_type, count=len(kept), skipped_without_geometry=len(frame) - len(kept),
-    )
-
-
-def _v(value: Any) -> Any:
-    return getattr(value, "value", value)
-
-
-# -- reading a file ----------------------------------------------------------------------------------
-
-def read_features(filename: str, data: bytes, *, crs: str | None = None,
-                  max_features: int | None = None) -> gpd.GeoDataFrame:
-    """Every feature of an uploaded file, reprojected to WGS84 (EPSG:4326), 2D."""
-    if len(data) > MAX_BYTES:
-        raise _reject(f"文件超过 {MAX_BYTES // (1024 * 1024)} MB")
-    if not data:
-        raise _reject("文件为空")
-    suffix = PurePosixPath(filename.replace("\\", "/")).suffix.lower()
-    if suffix not in READ_SUFFIXES:
-        raise _reject("仅支持 .geojson/.json、.kml、.gpkg 或包含 Shapefile 的 .zip 文件")
-    with tempfile.TemporaryDirectory(prefix="gm-grids-") as tmp:
-        if suffix == ".zip":
-            path, encoding = _extract_shapefile(data, Path(tmp))
-        else:
-            path, encoding = Path(tmp) / f"upload{suffix}", None
-            path.write_bytes(data)
-        frame = _read_layers(path, encoding, max_features)
-    return _to_wgs84(frame, crs)
-
-
-def _too_many(limit: int, count: int) -> str:
-    hint = "，请用后台导入（POST /api/v1/grids/import-jobs）" if limit == MAX_FEATURES else ""
-    return f"单个文件最多 {limit} 个要素（该文件 {count} 个）{hint}"
-
-
-def _read_layers(path: Path, encoding: str | None, max_features: int | None = None) -> gpd.GeoDataFrame:
-    """All spatial layers of a file (KML folders, GeoPackage tables) as one frame (default limit MAX_FEATURES)."""
-    max_features = MAX_FEATURES if max_features is None else max_features
-    try:
-        layers = pyogrio.list_layers(path)
-        if len(layers) == 0:
-            raise _reject("文件中没有图层或要素")
-        names = [str(name) for name, gtype in layers if gtype is not None] or [str(layers[0][0])]
-        counts = [pyogrio.read_info(path, layer=name, encoding=encoding)["features"] for name in names]
-        if sum(max(c, 0) for c in counts) > max_features:
-            raise _reject(_too_many(max_features, sum(counts)))
-        frames = [_spatial(gpd.read_file(path, layer=name, engine="pyogrio", encoding=encoding)) for name in names]
-    except _READ_ERRORS as exc:
-        log.info("unreadable grid file", extra={"reason": str(exc)})
-        reason = (str(exc).splitlines() or [""])[0].replace(f"{path.parent}/", "").split("; ")[0][:200]
-        raise _reject(f"无法读取文件（格式错误或已损坏）：{reason}") from exc
-    crs_values = {f.crs.to_wkt() if f.crs else None for f in frames}
-    if len(crs_values) > 1:
-        frames = [f.to_crs(4326) if f.crs else f.set_crs(4326) for f in frames]
-    frame = frames[0] if len(frames) == 1 else gpd.GeoDataFrame(pd.concat(frames, ignore_index=True),
-                                                                   geometry="geometry", crs=frames[0].crs)
-    if len(frame) > max_features:
-        raise _reject(_too_many(max_features, len(frame)))
-    if frame.empty:
-        raise _reject("文件中没有要素")
-    return frame.reset_index(drop=True)
-
-
-def _spatial(frame: pd.DataFrame) -> gpd.GeoDataFrame:
-    """A table without a geometry column (e.g. virtual grids in a GeoPackage) gets null geometries."""
-    if isinstance(frame, gpd.GeoDataFrame):
-        return frame
-    return gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries([None] * len(frame), index=frame.index), crs=4326)
-
-
-def _extract_shapefile(data: bytes, target: Path) -> tuple[Path, str | None]:
-    """Extract a zip safely (no absolute paths, no `..`, no links, at most 200 MB); return its one .shp."""
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile as exc:
-        raise _reject("不是有效的 zip 文件") from exc
-    with archive:
-        infos = [i for i in archive.infolist() if not i.filename.startswith("__MACOSX/")]
-        for info in infos:
-            _check_entry(info)
-        if sum(i.file_size for i in infos) > MAX_UNZIPPED_BYTES:
-            raise _reject(f"压缩包解压后超过 {MAX_UNZIPPED_BYTES // (1024 * 1024)} MB")
-        written = 0
-        for info in infos:
-            if info.is_dir():
-                continue
-            dest = target.joinpath(*PurePosixPath(info.filename.replace("\\", "/")).parts)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                with archive.open(info) as src, dest.open("wb") as out:
-                    while chunk := src.read(1024 * 1024):
-                        written += len(chunk)
-                        if written > MAX_UNZIPPED_BYTES:  # sizes in the directory can lie
-                            raise _reject(f"压缩包解压后超过 {MAX_UNZIPPED_BYTES // (1024 * 1024)} MB")
-                        out.write(chunk)
-            except (zipfile.BadZipFile, RuntimeError, OSError, EOFError, NotImplementedError) as exc:
-                raise _reject(f"无法解压 {info.filename}（损坏或加密）") from exc
-    shapefiles = sorted(p for p in target.rglob("*") if p.suffix.lower() == ".shp" and p.is_file())
-    if len(shapefiles) != 1:
-        raise _reject("压缩包中应恰好包含一个 Shapefile（.shp 及同名 .shx/.dbf/.prj）"
-                      f"，实际 {len(shapefiles)} 个")
-    return shapefiles[0], _dbf_encoding(shapefiles[0])
-
-
-def _check_entry(info: zipfile.ZipInfo) -> None:
-    name = info.filename.replace("\\", "/")
-    parts = PurePosixPath(name).parts
-    if name.startswith("/") or ".." in parts or (parts and ":" in parts[0]):
-        raise _reject(f"压缩包含不安全的路径：{info.filename}")
-    if (info.external_attr >> 16) & 0o170000 == 0o120000:
-        raise _reject(f"压缩包含符号链接：{info.filename}")
-
-
-def _dbf_encoding(shp: Path) -> str | None:
-    """Without a .cpg or code page byte, Chinese GIS tools write GBK; GDAL would guess Latin-1."""
-    if any(shp.with_suffix(s).exists() for s in (".cpg", ".CPG")):
-        return None
-    dbf = next((shp.with_suffix(s) for s in (".dbf", ".DBF") if shp.with_suffix(s).exists()), None)
-    if dbf is None:
-        return None
-    raw = dbf.read_bytes()
-    if len(raw) < 32 or raw[29] != 0:
-        return None
-    try:
-        raw[int.from_bytes(raw[8:10], "little"):].decode("utf-8")
-    except UnicodeDecodeError:
-        return "GB18030"
-    return "UTF-8"
-
-
-def _to_wgs84(frame: gpd.GeoDataFrame, crs: str | None) -> gpd.GeoDataFrame:
-    """Reproject to EPSG:4326; undo a GCJ-02/BD-09 shift; drop Z."""
-    shift = "wgs84"
-    if crs:
-        try:
-            shift = parse_crs(crs)
-        except ValueError:
-            frame = frame.set_crs(_user_crs(crs), allow_override=True)
-    try:
-        if frame.crs is None or frame.crs.to_epsg() in SAME_AS_WGS84:
-            frame = frame.set_crs(4326, allow_override=True)
-        else:
-            frame = frame.to_crs(4326)
-    except (CRSError, ValueError, RuntimeError) as exc:
-        raise _reject(f"无法把文件坐标系 {frame.crs.name if frame.crs else ''} 转换为 WGS84") from exc
-    geometries = shapely.force_2d(frame.geometry.to_numpy())
-    if shift != "wgs84":
-        geometries = transform_geometry(geometries, shift, "wgs84")
-    return frame.set_geometry(gpd.GeoSeries(geometries, index=frame.index, crs=4326))
-
-
-def _user_crs(value: str) -> CRS:
-    try:
-        return CRS.from_user_input(value)
-    except CRSError as exc:
-        message = f"无法识别的坐标系 {value!r}：可用 wgs84、gcj02、bd09 或 EPSG 代码（如 EPSG:3857）"
-        raise ValidationFailed(message, errors={"crs": [message]}) from exc
 
 
 # -- parsing rows ------------------------------------------------------------------------------------

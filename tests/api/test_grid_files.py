@@ -324,7 +324,7 @@ def test_bad_files_are_422(client, login, township, tmp_path):
 
 @pytest.mark.filterwarnings("ignore:Column names longer", "ignore:Normalized/laundered field name")
 def test_limits(client, login, township, tmp_path, monkeypatch):
-    from geo_core.grids import files
+    from geo_core.grids import file_reader as files  # where the limits are read
 
     h = login("admin")
     frame = _new_communities(township, _squares(township))

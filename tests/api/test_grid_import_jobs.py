@@ -12,7 +12,7 @@ from shapely.geometry import box, mapping, shape
 from sqlalchemy import text
 
 from geo_core.db import make_session_factory
-from geo_core.grids import files
+from geo_core.grids import file_reader
 from jobs.queues import IMPORTS, queue
 from tests.conftest import DEMO_PASSWORD
 
@@ -94,7 +94,7 @@ def test_large_file_imports_in_a_job_with_progress(client, login_committed, jobs
     feats = _lattice(client, h)
     assert len(feats) >= 20
     # in the request the file is too large (limit lowered to show the switch), and the answer says where to go
-    monkeypatch.setattr(files, "MAX_FEATURES", 10)
+    monkeypatch.setattr(file_reader, "MAX_FEATURES", 10)
     r = _post(client, h, feats, "/import")
     assert r.status_code == 422 and "import-jobs" in json.dumps(r.get_json(), ensure_ascii=False)
     r = _post(client, h, feats)
