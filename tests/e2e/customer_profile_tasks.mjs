@@ -11,31 +11,17 @@
 
 import { copyFile, mkdir } from "node:fs/promises";
 import path from "node:path";
-import process from "node:process";
-import { parseArgs } from "node:util";
 
-import { Failure, check, logIn, makeLog, openPage } from "./harness.mjs";
+import { check, exitFailed, logIn, makeLog, openPage, screenshotOnFailure, scriptArgs } from "./harness.mjs";
 
-const { values: opts } = parseArgs({
+const { opts, base, url, timeout } = scriptArgs({
+  usage: "node tests/e2e/customer_profile_tasks.mjs --base URL --out DIR --assignee ID --cancel ID",
   options: {
-    base: { type: "string" },
-    out: { type: "string" },
     assignee: { type: "string" },
     cancel: { type: "string" },
-    password: { type: "string", default: process.env.GM_E2E_PASSWORD || "" },
-    keep: { type: "string", default: "" },
-    chromium: { type: "string", default: process.env.CHROMIUM_PATH || "/usr/bin/chromium" },
-    timeout: { type: "string", default: "15000" },
   },
+  required: ["assignee", "cancel"],
 });
-if (!opts.base || !opts.out || !opts.password || !opts.assignee || !opts.cancel) {
-  console.error("usage: node tests/e2e/customer_profile_tasks.mjs --base URL --out DIR --assignee ID --cancel ID");
-  process.exit(2);
-}
-
-const base = new URL(opts.base);
-const url = (p) => new URL(p, base).toString();
-const timeout = Number(opts.timeout);
 const started = Date.now();
 const log = makeLog(started);
 const shots = [];
@@ -132,18 +118,11 @@ async function main() {
     }
     console.log(JSON.stringify({ ok: true, manager, leader, other, seconds: (Date.now() - started) / 1000 }));
   } catch (err) {
-    const pages = browser.contexts().flatMap((c) => c.pages());
-    if (pages.length) {
-      await pages[0].screenshot({ path: path.join(opts.out, "customers-profile-tasks-failure.png") }).catch(() => null);
-    }
+    await screenshotOnFailure(browser, path.join(opts.out, "customers-profile-tasks-failure.png"));
     throw err;
   } finally {
     await browser.close();
   }
 }
 
-main().catch((err) => {
-  const what = err instanceof Failure ? `check failed: ${err.message}` : err.stack || String(err);
-  console.error(`[e2e] FAILED: ${what}\n[e2e] artefacts: ${opts.out}`);
-  process.exit(1);
-});
+main().catch(exitFailed(opts.out));

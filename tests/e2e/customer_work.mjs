@@ -15,31 +15,18 @@
 import { copyFile, mkdir } from "node:fs/promises";
 import path from "node:path";
 import process from "node:process";
-import { parseArgs } from "node:util";
 
-import { Failure, check, logIn, makeLog, openPage } from "./harness.mjs";
+import { Failure, check, logIn, makeLog, openPage, scriptArgs } from "./harness.mjs";
 
-const { values: opts } = parseArgs({
+const { opts, base, url, timeout } = scriptArgs({
+  usage: "node tests/e2e/customer_work.mjs --base URL --out DIR --profile-customer ID [--tag TAG] [--keep DIR]",
   options: {
-    base: { type: "string" },
-    out: { type: "string" },
-    password: { type: "string", default: process.env.GM_E2E_PASSWORD || "" },
     tag: { type: "string", default: `E2E-${Date.now().toString(36).toUpperCase()}` },
     "profile-customer": { type: "string", default: "" },
     "untyped-customer": { type: "string", default: "" },
-    keep: { type: "string", default: "" },
-    chromium: { type: "string", default: process.env.CHROMIUM_PATH || "/usr/bin/chromium" },
-    timeout: { type: "string", default: "15000" },
   },
+  required: ["profile-customer"],
 });
-if (!opts.base || !opts.out || !opts.password || !opts["profile-customer"]) {
-  console.error("usage: node tests/e2e/customer_work.mjs --base URL --out DIR --profile-customer ID [--tag TAG] [--keep DIR]");
-  process.exit(2);
-}
-
-const base = new URL(opts.base);
-const url = (p) => new URL(p, base).toString();
-const timeout = Number(opts.timeout);
 const log = makeLog(Date.now());
 const shots = [];
 const result = { ok: false, tag: opts.tag };

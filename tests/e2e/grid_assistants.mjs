@@ -13,35 +13,19 @@
 
 import { copyFile, mkdir } from "node:fs/promises";
 import path from "node:path";
-import process from "node:process";
-import { parseArgs } from "node:util";
 
-import { Failure, check, logIn, makeLog, openPage } from "./harness.mjs";
+import { check, exitFailed, logIn, makeLog, openPage, screenshotOnFailure, scriptArgs } from "./harness.mjs";
 
 const GRID = { code: "G430102001001", name: "识字里社区" };
 const TOWNSHIP = { code: "G430102001", name: "文艺路街道" };
 const NEW_ASSISTANT = { name: "柳测试", phone: "13900001111" };
 
-const { values: opts } = parseArgs({
+const { opts, base, url, timeout } = scriptArgs({
+  usage: "node tests/e2e/grid_assistants.mjs --base URL --out DIR [--user U] [--keep DIR]",
   options: {
-    base: { type: "string" },
-    out: { type: "string" },
     user: { type: "string", default: "bl_430102" },
-    password: { type: "string", default: process.env.GM_E2E_PASSWORD || "" },
-    keep: { type: "string", default: "" },
-    chromium: { type: "string", default: process.env.CHROMIUM_PATH || "/usr/bin/chromium" },
-    timeout: { type: "string", default: "15000" },
   },
 });
-if (!opts.base || !opts.out || !opts.password) {
-  console.error("usage: node tests/e2e/grid_assistants.mjs --base URL --out DIR [--user U] [--keep DIR] "
-    + "(password via --password or GM_E2E_PASSWORD)");
-  process.exit(2);
-}
-
-const base = new URL(opts.base);
-const url = (p) => new URL(p, base).toString();
-const timeout = Number(opts.timeout);
 const started = Date.now();
 const log = makeLog(started);
 const shots = [];
@@ -257,18 +241,11 @@ async function main() {
     }
     console.log(JSON.stringify({ ok: true, assistants, post, balanced, seconds: (Date.now() - started) / 1000 }));
   } catch (err) {
-    const pages = browser.contexts().flatMap((c) => c.pages());
-    if (pages.length) {
-      await pages[0].screenshot({ path: path.join(opts.out, "grid-assistants-failure.png") }).catch(() => null);
-    }
+    await screenshotOnFailure(browser, path.join(opts.out, "grid-assistants-failure.png"));
     throw err;
   } finally {
     await browser.close();
   }
 }
 
-main().catch((err) => {
-  const what = err instanceof Failure ? `check failed: ${err.message}` : err.stack || String(err);
-  console.error(`[e2e] FAILED: ${what}\n[e2e] artefacts: ${opts.out}`);
-  process.exit(1);
-});
+main().catch(exitFailed(opts.out));
