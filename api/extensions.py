@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 import flask_smorest
 from flask import Flask, current_app, g, request
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate
 from redis import Redis
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -163,6 +163,20 @@ def add_request_settings(app: Flask, provider: Callable[[], tuple[tuple[str, str
 
 def current_context() -> DbContext:
     return g.get("db_context", NOBODY)
+
+
+class Bbox(fields.String):
+    """minLon,minLat,maxLon,maxLat (WGS84), loaded as a tuple of four finite floats within the lon/lat ranges."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> tuple[float, ...]:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            box = tuple(float(v) for v in text.split(","))
+        except ValueError as exc:
+            raise ValidationError("bbox 须为四个数字") from exc
+        if len(box) != 4 or not (-180 <= box[0] < box[2] <= 180 and -90 <= box[1] < box[3] <= 90):
+            raise ValidationError("bbox 须为 minLon,minLat,maxLon,maxLat（WGS84）")
+        return box
 
 
 class PageArgs(BaseSchema):

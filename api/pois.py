@@ -12,7 +12,7 @@ from typing import Any
 from flask.views import MethodView
 from marshmallow import ValidationError, fields, validate, validates_schema
 
-from api.extensions import BaseSchema, Blueprint, PageArgs, db, page_body, requires, settings
+from api.extensions import BaseSchema, Bbox, Blueprint, PageArgs, db, page_body, requires, settings
 from geo_core.adapters import places
 from geo_core.crs import parse_crs, transform_coords, transform_geojson
 from geo_core.paging import PG_INT_MAX
@@ -41,20 +41,6 @@ class Crs(fields.String):
             return parse_crs(text)
         except ValueError as exc:
             raise ValidationError(str(exc)) from exc
-
-
-class Bbox(fields.String):
-    """minLon,minLat,maxLon,maxLat (WGS84), loaded as a tuple."""
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> tuple[float, ...]:
-        text = super()._deserialize(value, attr, data, **kwargs)
-        try:
-            box = tuple(float(v) for v in text.split(","))
-        except ValueError as exc:
-            raise ValidationError("bbox 须为四个数字") from exc
-        if len(box) != 4 or not (-180 <= box[0] < box[2] <= 180 and -90 <= box[1] < box[3] <= 90):
-            raise ValidationError("bbox 须为 minLon,minLat,maxLon,maxLat（WGS84）")
-        return box
 
 
 CRS_DOC = {"description": "wgs84 | gcj02 (Gaode) | bd09 (Baidu); default wgs84"}

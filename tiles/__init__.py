@@ -132,6 +132,22 @@ def bytes_response(data: bytes, mimetype: str, cache_status: str, extra_headers:
     return response.make_conditional(request)
 
 
+def request_crs(allowed: tuple[str, ...], hint: str = "") -> str:
+    """The request's `crs` (wgs84 | gcj02 | bd09 and their aliases) if it is one of `allowed`; else a 422 on `crs`."""
+    from flask import request
+
+    from geo_core.crs import parse_crs
+    from geo_core.errors import ValidationFailed
+
+    try:
+        crs = parse_crs(request.args.get("crs"))
+    except ValueError as exc:
+        raise ValidationFailed.on("crs", str(exc)) from exc
+    if crs not in allowed:
+        raise ValidationFailed.on("crs", f"只支持：{', '.join(allowed)}{hint}")
+    return crs
+
+
 def scope_of(spec: LayerSpec) -> str:
     from api.extensions import current_context
     from tiles.cache import scope_key

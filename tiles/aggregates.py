@@ -37,16 +37,16 @@ from typing import Any
 
 import numpy as np
 import shapely
-from flask import Response, current_app, request
+from flask import Response, current_app
 from flask.views import MethodView
-from marshmallow import ValidationError, fields, validate, validates_schema
+from marshmallow import fields, validate
 from sqlalchemy import text
 
-from api.extensions import BaseSchema, Blueprint, db
+from api.extensions import BaseSchema, Bbox, Blueprint, db
 from api.grids import from_wgs84
-from geo_core.crs import parse_crs, transform_geometry
-from geo_core.errors import NotFound, ValidationFailed
-from tiles import bytes_response, layer_for, scope_of, sql, tile_cache
+from geo_core.crs import transform_geometry
+from geo_core.errors import NotFound
+from tiles import bytes_response, layer_for, request_crs, scope_of, sql, tile_cache
 from tiles.layers import GRID_LEVELS
 
 blp = Blueprint("aggregates", __name__, url_prefix="/aggregates", description="网格汇总（专题图 choropleth）")
@@ -150,32 +150,8 @@ class AggregateFilterArgs(BaseSchema):
 
 
 class AggregateArgs(AggregateFilterArgs):
-    bbox = fields.String(load_default=None, metadata={"description": "minLon,minLat,maxLon,maxLat (WGS84); "
-                                                                     "default: everywhere"})
-
-    @validates_schema
-    def _bbox(self, data: dict[str, Any], **_: Any) -> None:
-        if data.get("bbox") is None:
-            data["bbox"] = (-180.0, -90.0, 180.0, 90.0)
-            return
-        try:
-            box = tuple(float(v) for v in data["bbox"].split(","))
-        except ValueError as exc:
-            raise ValidationError("bbox 须为四个数字", "bbox") from exc
-        if len(box) != 4 or not all(math.isfinite(v) for v in box) or not (
-                -180 <= box[0] < box[2] <= 180 and -90 <= box[1] < box[3] <= 90):
-            raise ValidationError("bbox 须为 minLon,minLat,maxLon,maxLat", "bbox")
-        data["bbox"] = box
-
-
-def _crs(allowed: tuple[str, ...]) -> str:
-    try:
-        crs = parse_crs(request.args.get("crs"))
-    except ValueError as exc:
-        raise ValidationFailed.on("crs", str(exc)) from exc
-    if crs not in allowed:
-        raise ValidationFailed.on("crs", f"只支持：{', '.join(allowed)}")
-    return crs
+    bbox = Bbox(load_default=(-180.0, -90.0, 180.0, 90.0),
+                metadata={"description": "minLon,minLat,maxLon,maxLat (WGS84); default: everywhere"})
 
 
 def _share(part: int, whole: int | None) -> float | None:
@@ -279,7 +255,7 @@ class GridAggregates(MethodView):
         """Per-grid customer KPIs at a level, with grid polygons (GeoJSON, in `crs`); inside my data scope"""
         layer_for("grids")
         layer_for("customers")
-        crs = _crs(("wgs84", "gcj02", "bd09"))
+        crs = request_crs(("wgs84", "gcj02", "bd09"))
         data, status = cached("agg", {**args, "crs": crs}, lambda: render_geojson(args["level"], args["bbox"], crs))
         return bytes_response(data, "application/json", status)
 
@@ -331,7 +307,7 @@ class GridAggregateTile(MethodView):
         layer_for("customers")
         if not (z <= 22 and x < 1 << z and y < 1 << z):
             raise NotFound("瓦片超出范围", code="TILE_OUT_OF_RANGE")
-        crs = _crs(("wgs84", "gcj02"))
+        crs = request_crs(("wgs84", "gcj02"))
         data, status = cached("aggmvt", {**args, "crs": crs}, lambda: render_tile(args["level"], z, x, y, crs),
                               f"{z}/{x}/{y}")
         return bytes_response(data, MVT_TYPE, status)

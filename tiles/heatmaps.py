@@ -19,16 +19,16 @@ from typing import Any
 import h3
 import numpy as np
 import shapely
-from flask import Response, request
+from flask import Response
 from flask.views import MethodView
 from marshmallow import ValidationError, fields, validate, validates_schema
 from sqlalchemy import text
 
-from api.extensions import BaseSchema, Blueprint, db
+from api.extensions import BaseSchema, Bbox, Blueprint, db
 from api.grids import from_wgs84
-from geo_core.crs import parse_crs, wgs84_to_gcj02
+from geo_core.crs import wgs84_to_gcj02
 from geo_core.errors import NotFound, ValidationFailed
-from tiles import bytes_response, heatmap_cells, layer_for, scope_of, sql, tile_cache
+from tiles import bytes_response, heatmap_cells, layer_for, request_crs, scope_of, sql, tile_cache
 
 blp = Blueprint("heatmaps", __name__, url_prefix="/heatmaps", description="H3 热力图（GeoJSON 与 MVT）")
 MAX_CELLS = 20_000
@@ -97,19 +97,8 @@ class HeatFilterArgs(BaseSchema):
 
 
 class HeatmapArgs(HeatFilterArgs):
-    bbox = fields.String(required=True, metadata={"description": "minLon,minLat,maxLon,maxLat (WGS84)"})
+    bbox = Bbox(required=True, metadata={"description": "minLon,minLat,maxLon,maxLat (WGS84)"})
     zoom = fields.Integer(load_default=12, validate=validate.Range(min=0, max=22))
-
-    @validates_schema
-    def _bbox(self, data: dict[str, Any], **_: Any) -> None:
-        try:
-            box = tuple(float(v) for v in data["bbox"].split(","))
-        except ValueError as exc:
-            raise ValidationError("bbox 须为四个数字", "bbox") from exc
-        if len(box) != 4 or not all(math.isfinite(v) for v in box) or not (
-                -180 <= box[0] < box[2] <= 180 and -90 <= box[1] < box[3] <= 90):
-            raise ValidationError("bbox 须为 minLon,minLat,maxLon,maxLat", "bbox")
-        data["bbox"] = box
 
 
 def _heat_layer(name: str) -> tuple[Any, HeatLayer]:
@@ -117,16 +106,6 @@ def _heat_layer(name: str) -> tuple[Any, HeatLayer]:
     if spec.name not in HEAT_LAYERS:
         raise ValidationFailed.on("layer", f"热力图只支持：{', '.join(HEAT_LAYERS)}")
     return spec, HEAT_LAYERS[spec.name]
-
-
-def _crs(allowed: tuple[str, ...]) -> str:
-    try:
-        crs = parse_crs(request.args.get("crs"))
-    except ValueError as exc:
-        raise ValidationFailed.on("crs", str(exc)) from exc
-    if crs not in allowed:
-        raise ValidationFailed.on("crs", f"只支持：{', '.join(allowed)}（百度底图请用 GeoJSON 形式）")
-    return crs
 
 
 def _where(heat: HeatLayer, args: dict[str, Any], box: tuple[float, ...]) -> tuple[list[str], dict[str, Any]]:
@@ -214,7 +193,7 @@ class Heatmap(MethodView):
     def get(self, args: dict[str, Any], layer: str) -> Response:
         """H3 hexagons with counts and sums (GeoJSON, in `crs`) for a bbox; inside my data scope; no PII"""
         spec, heat = _heat_layer(layer)
-        crs = _crs(("wgs84", "gcj02", "bd09"))
+        crs = request_crs(("wgs84", "gcj02", "bd09"))
         res = args["res"] or resolution_for_zoom(args["zoom"])
         cache, key = _cache_key(spec, "heat", {**args, "res": res, "crs": crs})
         cached = cache.get(key) if key else None
@@ -293,7 +272,7 @@ class HeatTile(MethodView):
         spec, _ = _heat_layer(layer)
         if not (z <= 22 and x < 1 << z and y < 1 << z):
             raise NotFound("瓦片超出范围", code="TILE_OUT_OF_RANGE")
-        crs = _crs(("wgs84", "gcj02"))
+        crs = request_crs(("wgs84", "gcj02"), hint="（百度底图请用 GeoJSON 形式）")
         res = args["res"] or resolution_for_zoom(z)
         cache, key = _cache_key(spec, "heatmvt", {**args, "res": res, "crs": crs}, f"{z}/{x}/{y}")
         data = cache.get(key) if key else None
