@@ -22,7 +22,7 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
-from sqlalchemy import create_engine, pool, text
+from sqlalchemy import text
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -33,6 +33,7 @@ os.environ.setdefault("GM_PBKDF2_ITERATIONS", "1000")
 os.environ.setdefault("GM_LOG_LEVEL", "WARNING")
 
 from api.cli import owner_engine, upgrade_database  # noqa: E402
+from bench.common import ensure_database  # noqa: E402
 from geo_core.config import Settings  # noqa: E402
 from geo_core.customers.identifiers import id_check_char  # noqa: E402
 from geo_core.db import make_session_factory  # noqa: E402
@@ -41,15 +42,6 @@ from geo_core.seed.demo import DEMO_PASSWORD, is_seeded, seed_demo  # noqa: E402
 HEADER = ["姓名", "身份证号", "手机号码", "地址", "经度", "纬度"]
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
 GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华"
-
-
-def ensure_database(settings: Settings) -> None:
-    admin = create_engine(settings.sa_database_url.rsplit("/", 1)[0] + "/postgres", poolclass=pool.NullPool,
-                          isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        if not conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :d"), {"d": settings.database_name}):
-            conn.execute(text(f'CREATE DATABASE "{settings.database_name}"'))
-    admin.dispose()
 
 
 def synthetic_csv(n: int, seed: int = 11) -> bytes:

@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from sqlalchemy import create_engine, pool, text
+from sqlalchemy import text
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -31,6 +31,7 @@ os.environ.setdefault("GM_PBKDF2_ITERATIONS", "1000")
 os.environ.setdefault("GM_LOG_LEVEL", "WARNING")
 
 from api.cli import owner_engine, upgrade_database  # noqa: E402
+from bench.common import ensure_database  # noqa: E402
 from geo_core.config import Settings  # noqa: E402
 from geo_core.customers import dedup  # noqa: E402
 from geo_core.db import SYSTEM, make_engine, make_session_factory, set_context  # noqa: E402
@@ -45,15 +46,6 @@ SELECT kind, category, name, profile_type, industry, address,
        h3_r10, location_source, grid_id, owner_user_id, org_id, status
 FROM customers c, generate_series(1, :copies) WHERE c.id <= :base
 """
-
-
-def ensure_database(settings: Settings) -> None:
-    admin = create_engine(settings.sa_database_url.rsplit("/", 1)[0] + "/postgres", poolclass=pool.NullPool,
-                          isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        if not conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :d"), {"d": settings.database_name}):
-            conn.execute(text(f'CREATE DATABASE "{settings.database_name}"'))
-    admin.dispose()
 
 
 def prepare(settings: Settings, customers: int) -> None:

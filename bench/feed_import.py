@@ -20,7 +20,7 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
-from sqlalchemy import create_engine, pool, text
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,6 +39,7 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args()
 
+    from bench.common import ensure_database
     from geo_core.config import Settings
 
     base = Settings.from_env()
@@ -47,11 +48,7 @@ def main() -> None:
                                                                                     "postgresql://")
     os.environ.pop("GM_APP_DATABASE_URL", None)
     settings = Settings.from_env()
-    admin = create_engine(url.set(database="postgres"), poolclass=pool.NullPool, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        if not conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :d"), {"d": args.database}):
-            conn.execute(text(f'CREATE DATABASE "{args.database}"'))
-    admin.dispose()
+    ensure_database(settings)
 
     from api.cli import owner_engine, upgrade_database
     from geo_core.customers.identifiers import id_check_char

@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from sqlalchemy import create_engine, pool, text
+from sqlalchemy import text
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -31,20 +31,12 @@ os.environ.setdefault("GM_LOG_LEVEL", "WARNING")
 os.environ["GM_GEOCODER_CHAIN"] = "gazetteer"
 
 from api.cli import owner_engine, upgrade_database  # noqa: E402
+from bench.common import ensure_database  # noqa: E402
 from geo_core.config import Settings  # noqa: E402
 from geo_core.db import SYSTEM, make_engine, make_session_factory, set_context  # noqa: E402
 from geo_core.seed.demo import is_seeded, seed_demo  # noqa: E402
 
 ROADS = ("五一大道", "芙蓉中路二段", "人民东路", "韶山北路", "麓山南路", "银盆南路", "枫林一路", "解放西路")
-
-
-def ensure_database(settings: Settings) -> None:
-    admin = create_engine(settings.sa_database_url.rsplit("/", 1)[0] + "/postgres", poolclass=pool.NullPool,
-                          isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        if not conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :d"), {"d": settings.database_name}):
-            conn.execute(text(f'CREATE DATABASE "{settings.database_name}"'))
-    admin.dispose()
 
 
 def synthetic_addresses(session, n: int, seed: int = 7) -> list[str]:  # noqa: ANN001

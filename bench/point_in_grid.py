@@ -24,13 +24,14 @@ import h3
 import numpy as np
 from shapely import contains_xy
 from shapely.geometry import shape
-from sqlalchemy import create_engine, pool, text
+from sqlalchemy import text
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("GM_SECRET_KEY", "bench-secret-bench-secret-bench-secret-00")
 
 from api.cli import owner_engine, upgrade_database  # noqa: E402
+from bench.common import ensure_database  # noqa: E402
 from geo_core.config import Settings  # noqa: E402
 from geo_core.db import make_session_factory  # noqa: E402
 from geo_core.grids.placement import place_points  # noqa: E402
@@ -38,15 +39,6 @@ from geo_core.grids.service import find_grid_for_point  # noqa: E402
 from geo_core.seed.demo import DATA_DIR, is_seeded, seed_demo  # noqa: E402
 
 URBAN = ("430102", "430103", "430104", "430105", "430111")
-
-
-def ensure_database(settings: Settings) -> None:
-    admin = create_engine(settings.sa_database_url.rsplit("/", 1)[0] + "/postgres", poolclass=pool.NullPool,
-                          isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        if not conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :d"), {"d": settings.database_name}):
-            conn.execute(text(f'CREATE DATABASE "{settings.database_name}"'))
-    admin.dispose()
 
 
 def synthetic_points(n: int, seed: int = 7) -> tuple[np.ndarray, np.ndarray]:

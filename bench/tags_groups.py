@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from sqlalchemy import create_engine, pool, text
+from sqlalchemy import text
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -31,6 +31,7 @@ os.environ.setdefault("GM_PBKDF2_ITERATIONS", "1000")
 os.environ.setdefault("GM_LOG_LEVEL", "WARNING")
 
 from api.cli import owner_engine, upgrade_database  # noqa: E402
+from bench.common import ensure_database  # noqa: E402
 from geo_core.config import Settings  # noqa: E402
 from geo_core.db import SYSTEM, make_engine, make_session_factory, set_context  # noqa: E402
 from geo_core.groups import definition as defs  # noqa: E402
@@ -50,15 +51,6 @@ SELECT kind, category, name, profile_type, gender, birth_date - (random() * 3000
        loan_balance, credit_limit, overdue_amount, products, holdings_as_of, last_visit_at
 FROM customers c, generate_series(1, :copies) WHERE c.id <= :base
 """
-
-
-def ensure_database(settings: Settings) -> None:
-    admin = create_engine(settings.sa_database_url.rsplit("/", 1)[0] + "/postgres", poolclass=pool.NullPool,
-                          isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        if not conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :d"), {"d": settings.database_name}):
-            conn.execute(text(f'CREATE DATABASE "{settings.database_name}"'))
-    admin.dispose()
 
 
 def grow(settings: Settings, target: int) -> int:
