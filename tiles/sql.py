@@ -23,12 +23,13 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from psycopg import sql
 from sqlalchemy.orm import Session
 
-from tiles.layers import Field, LayerSpec
+from tiles.layers import LAYERS, Field, LayerSpec
 
 EXTENT = 4096  # MVT coordinate extent
 BUFFER = 64  # MVT buffer in extent units (features this close to the edge are kept, so symbols are not cut)
@@ -367,22 +368,23 @@ def items_query(spec: LayerSpec, where: Where, fields: Sequence[Field], output: 
     return query, {**where.params, "limit": limit, "offset": offset}
 
 
-_ITEM_BY_ID: dict[tuple[str, tuple[str, ...], str], str] = {}
-
-
 def item_by_id_query(spec: LayerSpec, fields: Sequence[Field], output: str) -> str:
     """One feature by id (parameter `fid`), rendered once per (layer, fields, output) and process: composing the
     statement with psycopg.sql cost ~15 % of a by-id request's CPU (profiled, bench/tiles_bench.py "item by id"),
-    and a plain string also lets psycopg's query cache and server-side prepared statements serve it."""
-    key = (spec.name, tuple(f.name for f in fields), output)
-    text = _ITEM_BY_ID.get(key)
-    if text is None:
-        where = Where(spec).add(sql.SQL("{} = %(fid)s").format(column(spec.id_column)))
-        query = sql.SQL("SELECT {id}{comma}{props}, {geometry} FROM {table} WHERE {where}").format(
-            id=column(spec.id_column), comma=sql.SQL(", " if fields else ""), props=select_list(fields),
-            geometry=geometry_out(spec, output), table=table(spec), where=where.sql())
-        text = _ITEM_BY_ID[key] = query.as_string(None)
-    return text
+    and a plain string also lets psycopg's query cache and server-side prepared statements serve it. The cache is
+    bounded: `properties` lists come from requests."""
+    return _item_by_id_text(spec.name, tuple(f.name for f in fields), output)
+
+
+@lru_cache(maxsize=256)
+def _item_by_id_text(layer: str, field_names: tuple[str, ...], output: str) -> str:
+    spec = LAYERS[layer]
+    fields = [spec.field(name) for name in field_names]
+    where = Where(spec).add(sql.SQL("{} = %(fid)s").format(column(spec.id_column)))
+    query = sql.SQL("SELECT {id}{comma}{props}, {geometry} FROM {table} WHERE {where}").format(
+        id=column(spec.id_column), comma=sql.SQL(", " if fields else ""), props=select_list(fields),
+        geometry=geometry_out(spec, output), table=table(spec), where=where.sql())
+    return query.as_string(None)
 
 
 def count_query(spec: LayerSpec, where: Where) -> tuple[sql.Composable, dict[str, Any]]:
