@@ -5,7 +5,7 @@
 // (grid-balance.js) owns the maps, the base map and the mode switch.
 import { api, el, formatDateTime, formatNumber } from "./common.js";
 import { PALETTE } from "./grid-balance-map.js";
-import { renderManagerList } from "./grid-balance-results.js";
+import { renderLockedList, renderManagerList } from "./grid-balance-results.js";
 import {
   confirmDialog, createPicker, errorText, requireFields, searchGrids, searchUsers, showFieldErrors, toast,
 } from "./grid-ui.js";
@@ -139,11 +139,7 @@ export function createCustomerMode(ctx) {
   }
 
   function renderLocked() {
-    $("gbc-locked-count").textContent = state.locked.size ? `${state.locked.size} 户` : "";
-    $("gbc-locked").replaceChildren(...[...state.locked].map((id) => el("li", { class: "gp-chip", dataset: { id } },
-      el("span", { class: "gp-chip__label" }, customerName(id)),
-      el("button", { type: "button", class: "gp-chip__remove", "aria-label": "解锁", onclick: () => toggleLock(id) },
-        "×"))));
+    renderLockedList("gbc-locked", "gbc-locked-count", state.locked, "户", customerName, toggleLock);
   }
 
   function markStale() {

@@ -32,6 +32,18 @@ export function renderManagerList(listId, countId, managers, colourOf, onRemove)
   if (!managers.length) $(listId).append(el("li", { class: "gs__note" }, "尚未选择客户经理"));
 }
 
+/**
+ * The locked items (grids or customers, `unit` 个 / 户) as chips in `listId` (count in `countId`), named by
+ * `nameOf(id)`, each with an unlock button calling `onUnlock(id)`; used by both modes.
+ */
+export function renderLockedList(listId, countId, locked, unit, nameOf, onUnlock) {
+  $(countId).textContent = locked.size ? `${locked.size} ${unit}` : "";
+  $(listId).replaceChildren(...[...locked].map((id) => el("li", { class: "gp-chip", dataset: { id } },
+    el("span", { class: "gp-chip__label" }, nameOf(id)),
+    el("button", { type: "button", class: "gp-chip__remove", "aria-label": "解锁", onclick: () => onUnlock(id) },
+      "×"))));
+}
+
 /** Fill the result card for preview `r`. ctx: {colourOf(userId), gridName(gridId), range}. */
 export function renderPreview(r, { colourOf, gridName, range }) {
   const { cv_before: before, cv_after: after } = r.balance;

@@ -6,7 +6,9 @@
 import { api, el, initLayout, reportError } from "./common.js";
 import { PALETTE, createBalanceMaps, flagText } from "./grid-balance-map.js";
 import { createCustomerMode } from "./grid-balance-customers.js";
-import { renderHandovers, renderLegend, renderManagerList, renderPreview } from "./grid-balance-results.js";
+import {
+  renderHandovers, renderLegend, renderLockedList, renderManagerList, renderPreview,
+} from "./grid-balance-results.js";
 import {
   confirmDialog, createPicker, errorText, requireFields, searchGrids, searchUsers, showFieldErrors, toast,
 } from "./grid-ui.js";
@@ -183,10 +185,7 @@ function toggleLock(id) {
 }
 
 function renderLocked() {
-  $("gb-locked-count").textContent = state.locked.size ? `${state.locked.size} 个` : "";
-  $("gb-locked").replaceChildren(...[...state.locked].map((id) => el("li", { class: "gp-chip", dataset: { id } },
-    el("span", { class: "gp-chip__label" }, gridName(id)),
-    el("button", { type: "button", class: "gp-chip__remove", "aria-label": "解锁", onclick: () => toggleLock(id) }, "×"))));
+  renderLockedList("gb-locked", "gb-locked-count", state.locked, "个", gridName, toggleLock);
 }
 
 function markStale() {
